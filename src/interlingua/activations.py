@@ -1,0 +1,470 @@
+"""Activations stage: run texts through a model and keep the vectors at named hook points.
+
+* :class:`Activations` holds vectors for one or more hook points plus a token index
+  (document, position, character span, token id and string), so that every vector can be
+  traced back to the text it came from.
+* :func:`extract` computes them in memory; :func:`extract_to_disk` streams them into
+  safetensors shards with a JSON manifest, written atomically, and resumes a killed job
+  where it stopped with a bit-identical result.
+
+The forward pass stops after the deepest requested hook point, documents are batched by
+length so that little padding is computed, and everything runs under ``inference_mode``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from tqdm.auto import tqdm
+
+from interlingua import _io
+from interlingua.errors import InterlinguaError
+from interlingua.models.hooks import HookPoint, capturing, stopping
+from interlingua.models.loaded import LoadedModel
+
+INDEX_FIELDS = ("doc", "pos", "char_start", "char_end", "token_id")
+FORMAT = "interlingua.activations"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Activations:
+    """Vectors at one or more hook points, row-aligned with a token index.
+
+    Row ``i`` of ``vectors[hook]`` is the activation of token ``tokens[i]`` at position
+    ``pos[i]`` of document ``doc[i]``, covering characters ``char_start[i]:char_end[i]`` of
+    ``texts[doc[i]]`` (special tokens such as BOS have an empty span).
+    """
+
+    vectors: dict[str, torch.Tensor]
+    doc: torch.Tensor
+    pos: torch.Tensor
+    char_start: torch.Tensor
+    char_end: torch.Tensor
+    token_id: torch.Tensor
+    tokens: list[str]
+    texts: list[str] | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.doc.shape[0])
+
+    def __getitem__(self, hook: str) -> torch.Tensor:
+        if hook not in self.vectors:
+            raise KeyError(f"no activations for hook point '{hook}'; have {sorted(self.vectors)}")
+        return self.vectors[hook]
+
+    @property
+    def hooks(self) -> list[str]:
+        return list(self.vectors)
+
+    def select(self, rows: torch.Tensor) -> Activations:
+        """The rows picked by a boolean mask or an index tensor."""
+        idx = rows.nonzero().squeeze(1) if rows.dtype == torch.bool else rows
+        return Activations(
+            vectors={k: v[idx] for k, v in self.vectors.items()},
+            **{f: getattr(self, f)[idx] for f in INDEX_FIELDS},
+            tokens=[self.tokens[i] for i in idx.tolist()],
+            texts=self.texts,
+            meta=dict(self.meta),
+        )
+
+    def context(self, row: int, width: int = 40) -> str:
+        """The text around row ``row`` with its token marked as ``[[token]]``."""
+        if self.texts is None:
+            return self.tokens[row]
+        text = self.texts[int(self.doc[row])]
+        s, e = int(self.char_start[row]), int(self.char_end[row])
+        return f"{text[max(0, s - width):s]}[[{text[s:e]}]]{text[e:e + width]}"
+
+    @staticmethod
+    def concat(parts: Sequence[Activations]) -> Activations:
+        if not parts:
+            raise InterlinguaError("no activations to concatenate (the input had no tokens).")
+        first = parts[0]
+        return Activations(
+            vectors={h: torch.cat([p.vectors[h] for p in parts]) for h in first.vectors},
+            **{f: torch.cat([getattr(p, f) for p in parts]) for f in INDEX_FIELDS},
+            tokens=[t for p in parts for t in p.tokens],
+            texts=first.texts,
+            meta=dict(first.meta),
+        )
+
+    # ---- files: safetensors for tensors, JSON in its metadata for the rest -----------------
+
+    def save(self, path: str | Path) -> None:
+        """Save as one safetensors file (atomically); texts and meta ride in its JSON metadata."""
+        tensors = {f"act.{h}": v for h, v in self.vectors.items()}
+        tensors.update({f: getattr(self, f) for f in INDEX_FIELDS})
+        meta = {"format": FORMAT, "tokens": json.dumps(self.tokens), "meta": json.dumps(self.meta)}
+        if self.texts is not None:
+            meta["texts"] = json.dumps(self.texts)
+        _io.write_safetensors(path, tensors, meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Activations:
+        """Load a file written by :meth:`save`, or a whole directory written by :func:`extract_to_disk`."""
+        path = Path(path)
+        if path.is_dir():
+            return ActivationCache(path).load()
+        if not path.is_file():
+            raise InterlinguaError(f"no activations at {path}.")
+        with safe_open(str(path), framework="pt") as fh:
+            md = fh.metadata() or {}
+            if md.get("format") != FORMAT:
+                raise InterlinguaError(f"{path} is not an interlingua activations file.")
+            names = list(fh.keys())
+            vectors = {n.removeprefix("act."): fh.get_tensor(n) for n in names if n.startswith("act.")}
+            index = {f: fh.get_tensor(f) for f in INDEX_FIELDS}
+        texts = json.loads(md["texts"]) if "texts" in md else None
+        return cls(vectors=vectors, **index, tokens=json.loads(md["tokens"]), texts=texts,
+                   meta=json.loads(md.get("meta", "{}")))
+
+
+# --------------------------------------------------------------------------------------------
+# Outliers (attention sinks)
+
+
+def outlier_mask(norms: torch.Tensor, factor: float = 10.0) -> torch.Tensor:
+    """Rows whose norm exceeds ``factor`` × the median norm (attention sinks and the like)."""
+    return norms > factor * norms.median()
+
+
+def outlier_report(acts: Activations, hook: str, factor: float = 10.0, top: int = 5) -> dict:
+    """Summarise the high-norm rows at ``hook``: how many, at which positions, which tokens."""
+    norms = acts[hook].float().norm(dim=-1)
+    mask = outlier_mask(norms, factor)
+    pos = acts.pos[mask]
+    toks = [acts.tokens[i] for i in mask.nonzero().squeeze(1).tolist()]
+    by_pos = torch.bincount(pos).tolist() if len(pos) else []
+    common_pos = sorted(((c, p) for p, c in enumerate(by_pos) if c), reverse=True)[:top]
+    counts: dict[str, int] = {}
+    for t in toks:
+        counts[t] = counts.get(t, 0) + 1
+    return {
+        "hook": hook,
+        "factor": factor,
+        "median_norm": round(float(norms.median()), 4) if len(norms) else None,
+        "max_norm": round(float(norms.max()), 4) if len(norms) else None,
+        "n_outliers": int(mask.sum()),
+        "fraction": round(float(mask.float().mean()), 6) if len(norms) else 0.0,
+        "top_positions": [{"pos": p, "count": c} for c, p in common_pos],
+        "top_tokens": [{"token": t, "count": c} for t, c in sorted(counts.items(), key=lambda x: -x[1])[:top]],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Extraction
+
+
+@dataclass
+class _Tokenized:
+    ids: list[list[int]]
+    offsets: list[list[tuple[int, int]]]
+
+
+def _tokenize(model: LoadedModel, texts: Sequence[str], max_tokens: int | None) -> _Tokenized:
+    if len(texts) == 0:
+        raise InterlinguaError("no texts to extract activations from (the input is empty).")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise InterlinguaError(f"texts must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}.")
+    enc = model.tokenizer(list(texts), return_offsets_mapping=True, add_special_tokens=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    limit = model.context_length
+    if max_tokens is not None:
+        ids = [x[:max_tokens] for x in ids]
+        offsets = [x[:max_tokens] for x in offsets]
+    too_long = [(i, len(x)) for i, x in enumerate(ids) if len(x) > limit]
+    if too_long:
+        i, n = too_long[0]
+        raise InterlinguaError(
+            f"{len(too_long)} document(s) are longer than {model.name}'s context of {limit} tokens "
+            f"(document {i} has {n}). Split the text into shorter documents, or pass "
+            f"max_tokens / --max-tokens {limit} to truncate them."
+        )
+    if sum(len(x) for x in ids) == 0:
+        raise InterlinguaError("the texts produced no tokens (are they all empty?).")
+    return _Tokenized(ids=ids, offsets=[[tuple(o) for o in x] for x in offsets])
+
+
+def _batches(lengths: Sequence[int], docs: Sequence[int], batch_tokens: int) -> list[list[int]]:
+    """Group documents into batches of similar length, each at most ``batch_tokens`` padded tokens."""
+    order = sorted(docs, key=lambda d: (-lengths[d], d))
+    batches: list[list[int]] = []
+    for d in order:
+        if lengths[d] == 0:
+            continue
+        # Longest first, so the first document of a batch fixes its padded width.
+        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= batch_tokens:
+            batches[-1].append(d)
+        else:
+            batches.append([d])
+    return batches
+
+
+def _forward_batch(
+    model: LoadedModel, points: list[HookPoint], ids: list[list[int]]
+) -> dict[str, torch.Tensor]:
+    width = max(len(x) for x in ids)
+    pad = model.tokenizer.pad_token_id
+    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for r, x in enumerate(ids):
+        input_ids[r, : len(x)] = torch.tensor(x)
+        mask[r, : len(x)] = 1
+    base = model.model.base_model
+    with torch.inference_mode(), capturing(model.model, points) as store, stopping():
+        base(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device), use_cache=False)
+    missing = [p.name for p in points if p.name not in store]
+    if missing:
+        raise RuntimeError(f"hook points {missing} did not fire during the forward pass")
+    return store
+
+
+def _extract_docs(
+    model: LoadedModel,
+    tok: _Tokenized,
+    docs: Sequence[int],
+    points: list[HookPoint],
+    *,
+    batch_tokens: int,
+    skip_first: int,
+    on_tokens: Callable[[int], None] | None = None,
+) -> Activations:
+    """Activations for ``docs`` (in document order, positions ascending)."""
+    lengths = [len(x) for x in tok.ids]
+    per_doc: dict[int, dict[str, torch.Tensor]] = {}
+    for batch in _batches(lengths, docs, batch_tokens):
+        store = _forward_batch(model, points, [tok.ids[d] for d in batch])
+        for r, d in enumerate(batch):
+            per_doc[d] = {h: store[h][r, skip_first : lengths[d]].cpu() for h in store}
+        if on_tokens:
+            on_tokens(sum(lengths[d] for d in batch))
+    rows = [(d, p) for d in docs for p in range(skip_first, lengths[d])]
+    d_model = model.d_model
+    vectors = {
+        p.name: torch.cat([per_doc[d][p.name] for d in docs if d in per_doc])
+        if per_doc else torch.empty(0, d_model, dtype=model.dtype)
+        for p in points
+    }
+    token_ids = [tok.ids[d][p] for d, p in rows]
+    return Activations(
+        vectors=vectors,
+        doc=torch.tensor([d for d, _ in rows], dtype=torch.long),
+        pos=torch.tensor([p for _, p in rows], dtype=torch.long),
+        char_start=torch.tensor([tok.offsets[d][p][0] for d, p in rows], dtype=torch.long),
+        char_end=torch.tensor([tok.offsets[d][p][1] for d, p in rows], dtype=torch.long),
+        token_id=torch.tensor(token_ids, dtype=torch.long),
+        tokens=model.tokenizer.convert_ids_to_tokens(token_ids),
+    )
+
+
+def _meta(model: LoadedModel, points: list[HookPoint], skip_first: int, max_tokens: int | None) -> dict:
+    from interlingua import __version__
+
+    return {
+        "model": model.name,
+        "model_source": model.source,
+        "architecture": model.architecture,
+        "d_model": model.d_model,
+        "hooks": [p.name for p in points],
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "skip_first": skip_first,
+        "max_tokens": max_tokens,
+        "interlingua_version": __version__,
+    }
+
+
+def _points(model: LoadedModel, hooks: Sequence[str] | str) -> list[HookPoint]:
+    if isinstance(hooks, str):
+        hooks = [hooks]
+    if not hooks:
+        raise InterlinguaError("name at least one hook point, e.g. resid_post.10.")
+    return sorted({model.hook(h) for h in hooks})
+
+
+def extract(
+    model: LoadedModel,
+    texts: Sequence[str],
+    hooks: Sequence[str] | str,
+    *,
+    batch_tokens: int = 4096,
+    skip_first: int = 0,
+    max_tokens: int | None = None,
+    progress: bool = False,
+) -> Activations:
+    """Activations of ``texts`` at ``hooks``, in memory.
+
+    ``skip_first`` leaves out the first positions of every document (BOS / attention sinks);
+    ``max_tokens`` truncates longer documents (otherwise they are an error if they exceed the
+    model's context); ``batch_tokens`` bounds the padded tokens per forward pass.
+    """
+    points = _points(model, hooks)
+    tok = _tokenize(model, texts, max_tokens)
+    total = sum(len(x) for x in tok.ids)
+    with tqdm(total=total, unit="tok", desc=f"{model.name}", disable=not progress) as bar:
+        acts = _extract_docs(model, tok, range(len(texts)), points, batch_tokens=batch_tokens,
+                             skip_first=skip_first, on_tokens=bar.update)
+    acts.texts = list(texts)
+    acts.meta = _meta(model, points, skip_first, max_tokens)
+    return acts
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming to disk, resumable
+
+
+class ActivationCache:
+    """A directory of activation shards written by :func:`extract_to_disk`.
+
+    ``manifest.json`` names the job (model, hooks, settings, a hash of the texts) and the
+    shards finished so far; ``texts.json`` holds the documents; ``shard-NNNNN.safetensors``
+    files hold consecutive ranges of documents.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        manifest = self.path / "manifest.json"
+        if not manifest.is_file():
+            raise InterlinguaError(f"{self.path} holds no activation cache (no manifest.json).")
+        self.manifest = _io.read_json(manifest)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.get("complete"))
+
+    @property
+    def texts(self) -> list[str]:
+        return _io.read_json(self.path / "texts.json")
+
+    def shards(self) -> Iterator[Activations]:
+        """Yield the finished shards one at a time (for data larger than memory)."""
+        for shard in self.manifest["shards"]:
+            acts = Activations.load(self.path / shard["file"])
+            yield acts
+
+    def load(self) -> Activations:
+        if not self.complete:
+            raise InterlinguaError(
+                f"the extraction in {self.path} did not finish; run the same command again to resume it."
+            )
+        acts = Activations.concat(list(self.shards()))
+        acts.texts = self.texts
+        acts.meta = dict(self.manifest["job"])
+        return acts
+
+
+def texts_digest(texts: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _plan_shards(lengths: Sequence[int], shard_tokens: int) -> list[tuple[int, int]]:
+    shards, start, acc = [], 0, 0
+    for i, n in enumerate(lengths):
+        acc += n
+        if acc >= shard_tokens:
+            shards.append((start, i + 1))
+            start, acc = i + 1, 0
+    if start < len(lengths):
+        shards.append((start, len(lengths)))
+    return shards
+
+
+def _prepare_dir(out: Path, job: dict, overwrite: bool) -> dict | None:
+    """Return the existing manifest to resume from, or None for a fresh start."""
+    if out.exists() and not out.is_dir():
+        raise InterlinguaError(f"--out {out} is a file; give a directory.")
+    if not out.exists() or not any(out.iterdir()):
+        return None
+    manifest_path = out / "manifest.json"
+    if overwrite:
+        shutil.rmtree(out)
+        return None
+    if not manifest_path.is_file():
+        raise InterlinguaError(
+            f"{out} is not empty and holds no interlingua extraction; choose a new or empty "
+            "directory, or pass --overwrite to replace its contents."
+        )
+    manifest = _io.read_json(manifest_path)
+    if manifest.get("job") != job:
+        diff = sorted(k for k in set(job) | set(manifest.get("job", {})) if job.get(k) != manifest.get("job", {}).get(k))
+        raise InterlinguaError(
+            f"{out} already holds a different extraction (differs in: {', '.join(diff)}). Choose "
+            "another directory, or pass --overwrite to replace it."
+        )
+    return manifest
+
+
+def extract_to_disk(
+    model: LoadedModel,
+    texts: Sequence[str],
+    hooks: Sequence[str] | str,
+    out: str | Path,
+    *,
+    shard_tokens: int = 65536,
+    batch_tokens: int = 4096,
+    skip_first: int = 0,
+    max_tokens: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    after_shard: Callable[[int], None] | None = None,
+) -> ActivationCache:
+    """Stream activations of ``texts`` into shards under ``out``; resume if ``out`` holds this job.
+
+    Shards cover fixed ranges of documents decided before any compute, so a resumed job
+    computes exactly the batches an uninterrupted one would and the result is bit-identical.
+    ``after_shard(i)`` is called after shard ``i`` is safely on disk.
+    """
+    out = Path(out)
+    points = _points(model, hooks)
+    tok = _tokenize(model, texts, max_tokens)
+    lengths = [len(x) for x in tok.ids]
+    job = {
+        **_meta(model, points, skip_first, max_tokens),
+        "n_docs": len(texts),
+        "n_tokens": sum(lengths),
+        "texts_sha256": texts_digest(texts),
+        "shard_tokens": shard_tokens,
+        "batch_tokens": batch_tokens,
+    }
+    job.pop("model_source")  # the cache location may move; the model name and version identify it
+    job.pop("interlingua_version")
+    manifest = _prepare_dir(out, job, overwrite)
+    plan = _plan_shards(lengths, shard_tokens)
+    if manifest is None:
+        out.mkdir(parents=True, exist_ok=True)
+        _io.write_json(out / "texts.json", list(texts))
+        manifest = {"format": FORMAT, "version": FORMAT_VERSION, "job": job, "shards": [], "complete": False}
+        _io.write_json(out / "manifest.json", manifest)
+    done = {s["index"] for s in manifest["shards"] if (out / s["file"]).is_file()}
+    manifest["shards"] = [s for s in manifest["shards"] if s["index"] in done]
+    remaining = sum(lengths[a:b] and sum(lengths[a:b]) for i, (a, b) in enumerate(plan) if i not in done)
+    with tqdm(total=remaining, unit="tok", desc=f"{model.name} → {out.name}", disable=not progress) as bar:
+        for i, (a, b) in enumerate(plan):
+            if i in done:
+                continue
+            acts = _extract_docs(model, tok, range(a, b), points, batch_tokens=batch_tokens,
+                                 skip_first=skip_first, on_tokens=bar.update)
+            name = f"shard-{i:05d}.safetensors"
+            acts.meta = {"shard": i, "docs": [a, b]}
+            acts.save(out / name)
+            manifest["shards"].append({"index": i, "file": name, "docs": [a, b], "n_vectors": len(acts)})
+            manifest["shards"].sort(key=lambda s: s["index"])
+            _io.write_json(out / "manifest.json", manifest)
+            if after_shard:
+                after_shard(i)
+    manifest["complete"] = True
+    _io.write_json(out / "manifest.json", manifest)
+    return ActivationCache(out)

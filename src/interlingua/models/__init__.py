@@ -1,0 +1,8 @@
+"""Models stage: load a model by name and address its internals through named hook points."""
+
+from interlingua.models.hooks import HookPoint, capturing, hooked, stopping
+from interlingua.models.loaded import LoadedModel
+from interlingua.models.loading import cache_dir, load_model, load_tokenizer
+from interlingua.models.registry import BUNDLED
+
+__all__ = ["BUNDLED", "HookPoint", "LoadedModel", "cache_dir", "capturing", "hooked", "load_model", "load_tokenizer", "stopping"]

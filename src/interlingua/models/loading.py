@@ -1,0 +1,148 @@
+"""Load a model by bundled name, local directory, GGUF file or Hugging Face id.
+
+GGUF weights (the bundled models) are dequantised by transformers, which takes tens of
+seconds; the result is cached as plain safetensors under :func:`cache_dir` so that every
+later load reads float weights directly.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from interlingua import _io
+from interlingua.errors import InterlinguaError, UnknownModelError
+from interlingua.models.loaded import LoadedModel
+from interlingua.models.registry import BUNDLED
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+CACHE_FORMAT = 1  # bump when the layout of a cached model directory changes
+
+
+def cache_dir() -> Path:
+    """Root of interlingua's caches: ``$INTERLINGUA_CACHE`` or ``~/.cache/interlingua``."""
+    root = os.environ.get("INTERLINGUA_CACHE") or Path.home() / ".cache" / "interlingua"
+    return Path(root).expanduser()
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise InterlinguaError(f"unknown dtype '{dtype}'; choose one of {', '.join(DTYPES)}.")
+    return DTYPES[dtype]
+
+
+def load_model(
+    name: str, *, dtype: str | torch.dtype = "float32", device: str = "cpu"
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer, ready for hooking.
+
+    ``name`` is a bundled model (see ``interlingua models``), a ``.gguf`` file, a local
+    model directory, or a Hugging Face hub id (where a hub or a local HF cache is available).
+    """
+    torch_dtype = resolve_dtype(dtype)
+    t0 = time.perf_counter()
+    if name in BUNDLED:
+        spec = BUNDLED[name]
+        cached = _cached_gguf(lambda: spec.gguf_path(cache_dir()), key=name)
+        model, tok, source = _from_directory(cached), _tokenizer(cached), f"{spec.description}; cache {cached}"
+    elif name.endswith(".gguf"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise UnknownModelError(f"GGUF file '{name}' does not exist.")
+        st = path.stat()
+        key = f"gguf-{path.stem}-{st.st_size}-{int(st.st_mtime)}"
+        cached = _cached_gguf(lambda: path, key=key)
+        model, tok, source = _from_directory(cached), _tokenizer(cached), f"{path}; cache {cached}"
+    else:
+        model, tok, source = _from_hf(name), _hf_tokenizer(name), name
+    model = model.to(device=device, dtype=torch_dtype)
+    loaded = LoadedModel(name=name, model=model, tokenizer=tok, source=source)
+    loaded.info["load_seconds"] = round(time.perf_counter() - t0, 2)
+    return loaded
+
+
+def load_tokenizer(name: str):
+    """Only the tokenizer of ``name`` (much faster than :func:`load_model` once cached)."""
+    if name in BUNDLED:
+        spec = BUNDLED[name]
+        return _tokenizer(_cached_gguf(lambda: spec.gguf_path(cache_dir()), key=name))
+    if name.endswith(".gguf"):
+        return load_model(name).tokenizer
+    return _hf_tokenizer(name)
+
+
+def _cached_gguf(locate, key: str) -> Path:
+    """Directory with the dequantised model as safetensors; built from the GGUF on first use."""
+    target = cache_dir() / "models" / f"{key}-v{CACHE_FORMAT}"
+    if (target / "config.json").exists() and (target / "interlingua.json").exists():
+        return target
+    gguf = Path(locate())
+    t0 = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    with tqdm(total=2, desc=f"dequantising {gguf.name} (first load only)", leave=False) as bar:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        bar.update()
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        bar.update()
+    # The weights are plain float tensors now; drop the GGUF quantizer so they can be saved.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+    with _io.atomic_dir(target) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        _io.write_json(tmp / "interlingua.json", {
+            "source_gguf": str(gguf),
+            "convert_seconds": round(time.perf_counter() - t0, 2),
+            "cache_format": CACHE_FORMAT,
+        })
+    return target
+
+
+def _from_directory(path: Path):
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+
+
+def _tokenizer(path: Path):
+    return AutoTokenizer.from_pretrained(path)
+
+
+def _explain_missing(name: str, exc: Exception) -> UnknownModelError:
+    bundled = ", ".join(BUNDLED)
+    return UnknownModelError(
+        f"cannot load model '{name}': it is not a bundled model ({bundled}), not a local model "
+        f"directory or .gguf file, and no Hugging Face model of that name could be found "
+        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+        "Run `interlingua models` to list the bundled models, or pass the path of a downloaded model."
+    )
+
+
+def _from_hf(name: str):
+    path = Path(name).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UnknownModelError(f"'{name}' is a file; give a model directory or a .gguf file.")
+    if path.is_dir() and not (path / "config.json").exists():
+        raise UnknownModelError(
+            f"'{name}' is a directory without config.json, so it is not a transformers model. "
+            "Point at the directory that holds config.json and the weights."
+        )
+    try:
+        return AutoModelForCausalLM.from_pretrained(str(path) if path.is_dir() else name, dtype=torch.float32)
+    except (OSError, ValueError) as exc:
+        raise _explain_missing(name, exc) from exc
+
+
+def _hf_tokenizer(name: str):
+    path = Path(name).expanduser()
+    try:
+        return AutoTokenizer.from_pretrained(str(path) if path.is_dir() else name)
+    except (OSError, ValueError) as exc:
+        raise _explain_missing(name, exc) from exc

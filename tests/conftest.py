@@ -1,0 +1,117 @@
+"""Shared fixtures: tiny random Llama and Gemma-3 models with tokenizers trained in-process.
+
+The two tokenizers mirror the two bundled families: a GPT-2 style byte-level BPE (as
+SmolLM2) and a SentencePiece-style BPE with "▁" spaces, byte fallback and a BOS token (as
+Gemma-3). Training them on a slice of the bundled corpus takes well under a second.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
+
+from interlingua.data.corpus import load_corpus
+from interlingua.models import LoadedModel
+
+SAMPLE_TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Elinor was nineteen; Marianne, café-owner, said “no!”",
+    "Numbers 1234 and 3.14, emoji 😀👍 and Ελληνικά, 日本語.",
+    "short",
+    "  leading spaces and\nnew lines\n\nand tabs\tend",
+]
+
+
+@functools.cache
+def _training_text() -> list[str]:
+    return load_corpus("train", books=("austen_persuasion",), max_docs=300) + SAMPLE_TEXTS
+
+
+def byte_level_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
+    """A SmolLM2-like byte-level BPE (no BOS, offsets include the leading space)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_training_text(), trainer)
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
+
+
+def sentencepiece_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
+    """A Gemma-like BPE: spaces become "▁", unknown characters fall back to bytes, BOS first."""
+    special = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
+    tok.normalizer = normalizers.Replace(" ", "▁")
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size + 256, special_tokens=special + byte_tokens,
+                                  show_progress=False)
+    # Learn merges within "▁word" units (as SentencePiece does), then tokenize whole strings.
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="never")
+    tok.train_from_iterator(_training_text(), trainer)
+    tok.pre_tokenizer = None
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>",
+                                   pad_token="<pad>", unk_token="<unk>")
+
+
+def tiny_llama(tokenizer, seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                      num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=256, tie_word_embeddings=True)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def tiny_gemma3(tokenizer, seed: int = 0) -> Gemma3ForCausalLM:
+    torch.manual_seed(seed)
+    cfg = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                           num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=1,
+                           head_dim=16, sliding_window=8, max_position_embeddings=256,
+                           pad_token_id=0, bos_token_id=2, eos_token_id=1)
+    model = Gemma3ForCausalLM(cfg).eval()
+    # Random-init norms are all-zero weights in Gemma (scale = 1 + w); perturb them so that the
+    # sandwich norms are not identities and hook placement errors show up.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.normal_(0, 0.3)
+    return model
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer() -> PreTrainedTokenizerFast:
+    return byte_level_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def sp_tokenizer() -> PreTrainedTokenizerFast:
+    return sentencepiece_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def llama(bpe_tokenizer) -> LoadedModel:
+    return LoadedModel.from_pretrained_objects(tiny_llama(bpe_tokenizer), bpe_tokenizer, name="tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def gemma(sp_tokenizer) -> LoadedModel:
+    return LoadedModel.from_pretrained_objects(tiny_gemma3(sp_tokenizer), sp_tokenizer, name="tiny-gemma3")
+
+
+@pytest.fixture(params=["llama", "gemma"])
+def tiny(request) -> LoadedModel:
+    """Each test using this runs on both tiny architectures."""
+    return request.getfixturevalue(request.param)
