@@ -43,6 +43,12 @@ def disk_errors(target: str | Path) -> Iterator[None]:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it is renamed onto ``target``."""
@@ -56,6 +62,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             yield tmp_path
             with open(tmp_path, "rb") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes files private
             os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -89,6 +96,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     try:
         with disk_errors(target):
             yield tmp
+            os.chmod(tmp, 0o777 & ~_umask())
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)

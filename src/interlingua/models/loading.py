@@ -7,9 +7,12 @@ later load reads float weights directly.
 
 from __future__ import annotations
 
+import difflib
 import os
+import socket
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -46,6 +49,7 @@ def load_model(
     model directory, or a Hugging Face hub id (where a hub or a local HF cache is available).
     """
     torch_dtype = resolve_dtype(dtype)
+    _quiet_transformers()
     t0 = time.perf_counter()
     if name in BUNDLED:
         spec = BUNDLED[name]
@@ -77,6 +81,13 @@ def load_tokenizer(name: str):
     return _hf_tokenizer(name)
 
 
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def _cached_gguf(locate, key: str) -> Path:
     """Directory with the dequantised model as safetensors; built from the GGUF on first use."""
     target = cache_dir() / "models" / f"{key}-v{CACHE_FORMAT}"
@@ -104,6 +115,8 @@ def _cached_gguf(locate, key: str) -> Path:
             "convert_seconds": round(time.perf_counter() - t0, 2),
             "cache_format": CACHE_FORMAT,
         })
+    if cache_dir() in gguf.parents:  # an assembled copy we made; the safetensors replace it
+        gguf.unlink(missing_ok=True)
     return target
 
 
@@ -125,7 +138,24 @@ def _explain_missing(name: str, exc: Exception) -> UnknownModelError:
     )
 
 
+def _hub_reachable() -> bool:
+    """Whether the Hugging Face endpoint resolves at all (avoids half a minute of retries offline)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
 def _from_hf(name: str):
+    close = difflib.get_close_matches(name, list(BUNDLED), n=1, cutoff=0.6)
+    if close and not Path(name).expanduser().exists():
+        raise UnknownModelError(
+            f"unknown model '{name}'. Did you mean '{close[0]}'? Run `interlingua models` for the bundled models."
+        )
     path = Path(name).expanduser()
     if path.exists() and not path.is_dir():
         raise UnknownModelError(f"'{name}' is a file; give a model directory or a .gguf file.")
@@ -134,8 +164,15 @@ def _from_hf(name: str):
             f"'{name}' is a directory without config.json, so it is not a transformers model. "
             "Point at the directory that holds config.json and the weights."
         )
+    if path.is_dir():
+        return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    try:  # a local Hugging Face cache first, then the hub if one is reachable
+        return AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        if not _hub_reachable():
+            raise _explain_missing(name, exc) from exc
     try:
-        return AutoModelForCausalLM.from_pretrained(str(path) if path.is_dir() else name, dtype=torch.float32)
+        return AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise _explain_missing(name, exc) from exc
 
@@ -143,6 +180,7 @@ def _from_hf(name: str):
 def _hf_tokenizer(name: str):
     path = Path(name).expanduser()
     try:
-        return AutoTokenizer.from_pretrained(str(path) if path.is_dir() else name)
+        return AutoTokenizer.from_pretrained(str(path) if path.is_dir() else name,
+                                             local_files_only=path.is_dir() or not _hub_reachable())
     except (OSError, ValueError) as exc:
         raise _explain_missing(name, exc) from exc

@@ -1,0 +1,85 @@
+"""The CLI: a thin layer whose errors are one clear line, never a traceback."""
+
+import json
+
+import pytest
+
+from interlingua.cli import main
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, llama):
+    path = tmp_path_factory.mktemp("tiny-llama")
+    llama.model.save_pretrained(path)
+    llama.tokenizer.save_pretrained(path)
+    return path
+
+
+def test_models_lists_bundled(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in rows} == {"smollm2-135m", "gemma3-270m"}
+    assert {"layers", "d_model", "vocab", "installed"} <= set(rows[0])
+
+
+def test_extract_from_text_file(model_dir, tmp_path, capsys):
+    texts = tmp_path / "t.txt"
+    texts.write_text("first document here\n\nsecond one, a little longer than the first\n", encoding="utf-8")
+    out = tmp_path / "acts"
+    args = ["extract", "--model", str(model_dir), "--hook", "resid_post.1", "--hook", "attn_out.0",
+            "--text-file", str(texts), "--out", str(out), "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["documents"] == 2 and report["hooks"] == ["attn_out.0", "resid_post.1"]
+    assert (out / "manifest.json").is_file()
+    assert main(args) == 0  # same job again: resumes (nothing left to do)
+
+
+def test_extract_jsonl(model_dir, tmp_path, capsys):
+    texts = tmp_path / "t.jsonl"
+    texts.write_text('{"text": "one\\ntwo lines"}\n{"text": "three"}\n', encoding="utf-8")
+    assert main(["extract", "--model", str(model_dir), "--hook", "resid_post.0", "--text-file", str(texts),
+                 "--out", str(tmp_path / "o"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == 2
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "contains no text"),
+    (b"\n  \n", "contains no text"),
+    (b"caf\xe9 latin-1\n", "not valid UTF-8 .*line 1.*iconv"),
+])
+def test_bad_text_files(model_dir, tmp_path, capsys, content, match):
+    f = tmp_path / "bad.txt"
+    f.write_bytes(content)
+    code = main(["extract", "--model", str(model_dir), "--hook", "resid_post.0", "--text-file", str(f),
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("interlingua: error:")
+    import re
+    assert re.search(match, err), err
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--model", "smollm-135m", "--hook", "resid_post.1"], "Did you mean 'smollm2-135m'"),
+    (["--hook", "resid_post.99"], "Valid hook points"),
+    (["--hook", "resid_post.1", "--text-file", "/nonexistent.txt"], "does not exist"),
+])
+def test_bad_arguments_one_clear_line(model_dir, tmp_path, capsys, args, match):
+    if "--model" not in args:
+        args = ["--model", str(model_dir), *args]
+    code = main(["extract", *args, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and match in err and "Traceback" not in err
+
+
+def test_corpus_command(capsys):
+    assert main(["corpus"]) == 0
+    assert "Pride and Prejudice" in capsys.readouterr().out
+
+
+def test_help_explains(capsys):
+    with pytest.raises(SystemExit):
+        main(["extract", "--help"])
+    out = capsys.readouterr().out
+    assert "resume" in out and "--skip-first" in out
