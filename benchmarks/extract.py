@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -40,7 +41,7 @@ from interlingua.models import LoadedModel, load_model
 from interlingua.models.hooks import find_layers
 
 DEFAULT_MODELS = ("smollm2-135m", "gemma3-270m")
-WARMUP_DOCS = 6
+WARMUP_DOCS = 2
 
 
 @dataclass
@@ -145,7 +146,7 @@ def bench_model(name: str, dtype: str, n_docs: int, repeats: int, batch_tokens: 
         **{label: (lambda t, b, h=h: run_extract(model, t, h, batch_tokens)) for label, h in hooks.items()},
     }
 
-    warm_texts = texts[:WARMUP_DOCS]
+    warm_texts = sorted(texts, key=len)[:WARMUP_DOCS]  # the shortest: warm-up is not measured
     warm_batches = build_batches(model, warm_texts, batch_tokens)
     for fn in paths.values():
         fn(warm_texts, warm_batches)
@@ -199,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "torch_threads": torch.get_num_threads(),
         "cpu": cpu_name(),
         "python": platform.python_version(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
     print(" | ".join(f"{k} {v}" for k, v in env.items()))
     print(f"docs {args.docs}, repeats {args.repeats}, batch_tokens {args.batch_tokens}, dtype {args.dtype}")
@@ -213,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.json.write_text(json.dumps({"env": env, "args": {k: str(v) for k, v in vars(args).items()},
                                          "rows": [asdict(r) for r in rows]}, indent=2))
         print(f"wrote {args.json}")
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
+          "(other processes on the machine make the timings noisy)")
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def _boundaries(offsets: Sequence[Span]) -> tuple[np.ndarray, np.ndarray]:
     reach = np.maximum.accumulate(np.where(real, end, -1))           # max end over tokens ≤ i
     later = np.minimum.accumulate(np.where(real, start, _FAR)[::-1])[::-1]  # min start over ≥ i
     next_start = np.append(later[1:], _FAR)                            # min start over > i
-    cut = real & (reach == end)
+    cut = real & (reach == end) & (next_start >= end)
     index = np.flatnonzero(cut)
     return end[index], index
 
