@@ -1,7 +1,7 @@
 """Tokens/s of interlingua extraction vs a plain transformers forward pass on the same batches.
 
 Usage: .venv/bin/python benchmarks/extract.py [--models smollm2-135m gemma3-270m]
-       [--dtype float32|bfloat16] [--docs 48] [--repeats 3] [--batch-tokens 4096] [--json out.json]
+       [--dtype float32|bfloat16] [--docs 12] [--repeats 3] [--batch-tokens 4096] [--json out.json]
 
 For each model the test-split documents are tokenized and grouped into length-sorted batches
 once, exactly as :func:`interlingua.activations.extract` does. Then, in every repeat and in
@@ -64,9 +64,11 @@ class Row:
     seconds: float
     tok_per_s: float
     ratio: float
+    ratio_cpu: float
     ideal: float | None
     ideal_with_head: float | None
     seconds_all: list[float]
+    cpu_seconds_all: list[float]
 
 
 def cpu_name() -> str:
@@ -115,10 +117,11 @@ def run_extract(model: LoadedModel, texts: Sequence[str], hook: str, batch_token
     return len(extract(model, texts, [hook], batch_tokens=batch_tokens))
 
 
-def timed(fn: Callable[[], int]) -> tuple[float, int]:
-    t0 = time.perf_counter()
+def timed(fn: Callable[[], int]) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of this process, tokens processed)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     n = fn()
-    return time.perf_counter() - t0, n
+    return time.perf_counter() - wall, time.process_time() - cpu, n
 
 
 def ideal_ratios(model: LoadedModel, layer: int) -> tuple[float, float]:
@@ -152,12 +155,14 @@ def bench_model(name: str, dtype: str, n_docs: int, repeats: int, batch_tokens: 
         fn(warm_texts, warm_batches)
 
     seconds: dict[str, list[float]] = {label: [] for label in paths}
+    cpu_seconds: dict[str, list[float]] = {label: [] for label in paths}
     for rep in range(repeats):
         for label, fn in paths.items():
-            dt, got = timed(lambda: fn(texts, batches))
+            wall, cpu, got = timed(lambda: fn(texts, batches))
             if got != n_tokens:
                 raise RuntimeError(f"{label} processed {got} tokens, expected {n_tokens}")
-            seconds[label].append(dt)
+            seconds[label].append(wall)
+            cpu_seconds[label].append(cpu)
         print(f"  repeat {rep + 1}/{repeats}: "
               + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in seconds.items()), flush=True)
 
@@ -166,28 +171,30 @@ def bench_model(name: str, dtype: str, n_docs: int, repeats: int, batch_tokens: 
         layer = layers.get(label)
         med = statistics.median(secs)
         ratio = statistics.median(b / s for b, s in zip(seconds["baseline"], secs))
+        ratio_cpu = statistics.median(b / s for b, s in zip(cpu_seconds["baseline"], cpu_seconds[label]))
         ideal, ideal_head = ideal_ratios(model, layer) if layer is not None else (None, None)
         rows.append(Row(model=name, dtype=dtype, hook=hooks.get(label, "baseline (full CausalLM)"),
                         layer=layer, tokens=n_tokens, seconds=med, tok_per_s=n_tokens / med,
-                        ratio=ratio, ideal=ideal, ideal_with_head=ideal_head, seconds_all=secs))
+                        ratio=ratio, ratio_cpu=ratio_cpu, ideal=ideal, ideal_with_head=ideal_head,
+                        seconds_all=secs, cpu_seconds_all=cpu_seconds[label]))
     return rows
 
 
 def print_table(rows: Sequence[Row]) -> None:
     head = (f"{'model':<14} {'dtype':<9} {'hook':<26} {'tokens':>7} {'seconds':>8} {'tok/s':>8} "
-            f"{'ratio':>6} {'ideal':>6} {'ideal+head':>10}")
+            f"{'ratio':>6} {'cpu ratio':>9} {'ideal':>6} {'ideal+head':>10}")
     print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
         fmt = lambda x: f"{x:.2f}" if x is not None else "-"  # noqa: E731
         print(f"{r.model:<14} {r.dtype:<9} {r.hook:<26} {r.tokens:>7} {r.seconds:>8.2f} "
-              f"{r.tok_per_s:>8.0f} {r.ratio:>5.2f}x {fmt(r.ideal):>6} {fmt(r.ideal_with_head):>10}")
+              f"{r.tok_per_s:>8.0f} {r.ratio:>5.2f}x {r.ratio_cpu:>8.2f}x {fmt(r.ideal):>6} {fmt(r.ideal_with_head):>10}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--docs", type=int, default=48, help="test-split documents (default 48)")
+    parser.add_argument("--docs", type=int, default=12, help="test-split documents, spread over the split (default 12: ~4 min for both models on 2 cores, fp32)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-tokens", type=int, default=4096)
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -209,8 +216,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in args.models:
         rows += bench_model(name, args.dtype, args.docs, args.repeats, args.batch_tokens)
     print_table(rows)
-    print("\nratio = baseline seconds / path seconds in the same repeat (median); >1 means faster "
-          "than the full forward pass. ideal = n_layers/(layer+1); ideal+head also counts the LM head.")
+    print("\nratio = baseline wall seconds / path wall seconds in the same repeat (median over repeats); "
+          ">1 means faster than the full forward pass.\ncpu ratio = the same with this process's CPU "
+          "seconds (less sensitive to other load on the machine).\nideal = n_layers/(layer+1); "
+          "ideal+head also counts the LM head the baseline computes.")
     if args.json:
         args.json.write_text(json.dumps({"env": env, "args": {k: str(v) for k, v in vars(args).items()},
                                          "rows": [asdict(r) for r in rows]}, indent=2))
