@@ -14,7 +14,7 @@ this order, the script times
   the same texts, which builds the same batches and stops after the requested block.
 
 Tokens are real (non-pad) tokens. The ratio is baseline time / extract time within the same
-repeat; the table shows medians over the repeats, after one warm-up round on a few documents.
+repeat; the table shows medians over the repeats, after a warm-up round on the 2 shortest documents.
 ``ideal`` is n_layers / (layer + 1); ``ideal+head`` also credits the skipped LM head
 (vocab × d_model multiply-adds per token) against the blocks' parameters per token.
 """
@@ -180,21 +180,27 @@ def bench_model(name: str, dtype: str, n_docs: int, repeats: int, batch_tokens: 
     return rows
 
 
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
 def print_table(rows: Sequence[Row]) -> None:
     head = (f"{'model':<14} {'dtype':<9} {'hook':<26} {'tokens':>7} {'seconds':>8} {'tok/s':>8} "
             f"{'ratio':>6} {'cpu ratio':>9} {'ideal':>6} {'ideal+head':>10}")
     print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
-        fmt = lambda x: f"{x:.2f}" if x is not None else "-"  # noqa: E731
         print(f"{r.model:<14} {r.dtype:<9} {r.hook:<26} {r.tokens:>7} {r.seconds:>8.2f} "
-              f"{r.tok_per_s:>8.0f} {r.ratio:>5.2f}x {r.ratio_cpu:>8.2f}x {fmt(r.ideal):>6} {fmt(r.ideal_with_head):>10}")
+              f"{r.tok_per_s:>8.0f} {r.ratio:>5.2f}x {r.ratio_cpu:>8.2f}x "
+              f"{_fmt(r.ideal):>6} {_fmt(r.ideal_with_head):>10}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--docs", type=int, default=12, help="test-split documents, spread over the split (default 12: ~4 min for both models on 2 cores, fp32)")
+    parser.add_argument("--docs", type=int, default=12,
+                        help="test-split documents, spread over the split (default 12: about 4 min "
+                             "for both models on 2 CPU cores in float32)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-tokens", type=int, default=4096)
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -206,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "transformers": transformers.__version__,
         "torch_threads": torch.get_num_threads(),
         "cpu": cpu_name(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "python": platform.python_version(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
