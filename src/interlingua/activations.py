@@ -468,3 +468,51 @@ def extract_to_disk(
     manifest["complete"] = True
     _io.write_json(out / "manifest.json", manifest)
     return ActivationCache(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a few positions per text (concept readouts)
+
+
+def at_positions(
+    model: LoadedModel,
+    texts: Sequence[str],
+    hooks: Sequence[str] | str,
+    positions: Sequence[Sequence[int]] | None = None,
+    *,
+    batch_tokens: int = 4096,
+    max_tokens: int | None = None,
+    progress: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Vectors at chosen token positions of each text: ``{hook: [sum of len(positions[t]), d]}``.
+
+    ``positions[t]`` are token positions of text ``t`` (negative counts from its end);
+    ``None`` reads the last token of every text. Only the picked rows are kept, so a
+    layer sweep over many hook points stays small in memory.
+    """
+    points = _points(model, hooks)
+    tok = _tokenize(model, texts, max_tokens)
+    lengths = [len(x) for x in tok.ids]
+    if positions is None:
+        positions = [[-1]] * len(texts)
+    if len(positions) != len(texts):
+        raise InterlinguaError(f"{len(positions)} position lists for {len(texts)} texts.")
+    picks = []
+    for t, pos in enumerate(positions):
+        resolved = [p + lengths[t] if p < 0 else p for p in pos]
+        if any(not 0 <= p < lengths[t] for p in resolved):
+            raise InterlinguaError(f"text {t} has {lengths[t]} tokens; cannot read positions {list(pos)}.")
+        picks.append(resolved)
+    rows: dict[int, dict[str, torch.Tensor]] = {}
+    with tqdm(total=sum(lengths), unit="tok", desc=model.name, disable=not progress) as bar:
+        for batch in _batches(lengths, range(len(texts)), batch_tokens):
+            store = _forward_batch(model, points, [tok.ids[d] for d in batch])
+            for r, d in enumerate(batch):
+                rows[d] = {h: store[h][r, picks[d]].float().cpu() for h in store}
+            bar.update(sum(lengths[d] for d in batch))
+    d_model = model.d_model
+    return {
+        p.name: torch.cat([rows[t][p.name] for t in range(len(texts)) if t in rows])
+        if rows else torch.empty(0, d_model)
+        for p in points
+    }

@@ -1,0 +1,131 @@
+"""`Concept`: a readout found in one model, with its evidence, saved as safetensors + JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from interlingua import _io
+from interlingua.concepts.methods import Readout
+from interlingua.errors import InterlinguaError
+
+FORMAT = "interlingua.concept"
+FORMAT_VERSION = 1
+_TENSORS = ("weight", "mean", "std")
+
+
+@dataclass
+class Concept:
+    """A concept found in a model: ``score(x) = x · weight + bias`` at ``hook``.
+
+    ``mean`` / ``std`` are the per-dimension statistics of the training activations at the
+    hook (for standardising), ``typical_norm`` their median L2 norm (so a steering strength
+    can be given relative to it). ``metrics`` holds the evaluation with its nulls, and
+    ``provenance`` the data, split, seed, layer sweep and package version it came from.
+    """
+
+    name: str
+    model_name: str
+    hook: str
+    method: str
+    weight: torch.Tensor
+    bias: float
+    mean: torch.Tensor
+    std: torch.Tensor
+    typical_norm: float
+    read: str = "last"
+    metrics: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    model: object | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def readout(self) -> Readout:
+        return Readout(weight=self.weight, bias=self.bias)
+
+    @property
+    def direction(self) -> torch.Tensor:
+        """Unit vector of the readout in the model's activation space."""
+        return self.readout.direction
+
+    def bind(self, model) -> Concept:
+        """Attach the loaded model that :meth:`score` runs (it must be the concept's model)."""
+        if getattr(model, "d_model", None) != self.weight.shape[0]:
+            raise InterlinguaError(
+                f"concept '{self.name}' was found in {self.model_name} (width {self.weight.shape[0]}); "
+                f"{getattr(model, 'name', model)} has width {getattr(model, 'd_model', '?')}."
+            )
+        self.model = model
+        return self
+
+    def _loaded(self):
+        if self.model is None:
+            from interlingua.models import load_model
+
+            self.model = load_model(self.model_name)
+        return self.model
+
+    def score(self, texts: list[str] | str, *, per: str = "text", batch_tokens: int = 4096) -> torch.Tensor | list:
+        """Concept scores (logits) of ``texts``.
+
+        ``per="text"`` reads the last token of each text and returns a tensor ``[n]``;
+        ``per="word"`` returns, per text, a list of ``(word, start, end, score)`` for every
+        word that ends on a token boundary (read at the word's last token).
+        """
+        from interlingua.activations import at_positions
+
+        if isinstance(texts, str):
+            texts = [texts]
+        model = self._loaded()
+        if per == "text":
+            x = at_positions(model, texts, self.hook, batch_tokens=batch_tokens)[self.hook]
+            return self.readout(x)
+        if per != "word":
+            raise InterlinguaError(f"per must be 'text' or 'word', not {per!r}.")
+        from interlingua.align import align_words
+
+        al = align_words(texts, {"m": model.tokenizer})
+        positions = al.token_index["m"]
+        flat = at_positions(model, texts, self.hook, positions, batch_tokens=batch_tokens)[self.hook] \
+            if len(al) else torch.empty(0, self.weight.shape[0])
+        scores = self.readout(flat).tolist()
+        out, k = [], 0
+        for t, spans in enumerate(al.words):
+            out.append([(texts[t][s:e], s, e, scores[k + i]) for i, (s, e) in enumerate(spans)])
+            k += len(spans)
+        return out
+
+    # ---- files ------------------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``concept.safetensors`` and ``concept.json`` into ``directory`` (atomically)."""
+        directory = Path(directory)
+        meta = {
+            "format": FORMAT, "version": FORMAT_VERSION, "name": self.name, "model": self.model_name,
+            "hook": self.hook, "method": self.method, "bias": self.bias, "typical_norm": self.typical_norm,
+            "read": self.read, "metrics": self.metrics, "provenance": self.provenance,
+        }
+        _io.write_safetensors(directory / "concept.safetensors", {k: getattr(self, k) for k in _TENSORS})
+        _io.write_json(directory / "concept.json", meta)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, model=None) -> Concept:
+        directory = Path(directory)
+        if directory.is_file():
+            directory = directory.parent
+        meta_path, tensor_path = directory / "concept.json", directory / "concept.safetensors"
+        if not meta_path.is_file() or not tensor_path.is_file():
+            raise InterlinguaError(f"{directory} holds no saved concept (concept.json + concept.safetensors).")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT:
+            raise InterlinguaError(f"{meta_path} is not an interlingua concept file.")
+        tensors = load_file(str(tensor_path))
+        concept = cls(name=meta["name"], model_name=meta["model"], hook=meta["hook"], method=meta["method"],
+                      bias=meta["bias"], typical_norm=meta["typical_norm"], read=meta.get("read", "last"),
+                      metrics=meta.get("metrics", {}), provenance=meta.get("provenance", {}),
+                      **{k: tensors[k] for k in _TENSORS})
+        return concept.bind(model) if model is not None else concept

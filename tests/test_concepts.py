@@ -1,0 +1,200 @@
+"""Concept definitions, discovery methods, the find pipeline and saved concepts."""
+
+import json
+
+import pytest
+import torch
+
+from interlingua.concepts import Concept, find_concept, load_concept
+from interlingua.concepts.dataset import from_dict
+from interlingua.concepts.find import shuffle_labels
+from interlingua.concepts.methods import diff_of_means, logistic_probe, pca_of_differences
+from interlingua.errors import InterlinguaError
+from interlingua.metrics import auroc, auroc_null_band, bootstrap_ci
+
+
+# ---- metrics -----------------------------------------------------------------------------------
+
+def test_auroc_matches_pairwise_definition():
+    gen = torch.Generator().manual_seed(0)
+    s = torch.randint(0, 5, (60,), generator=gen).float()  # many ties
+    y = torch.rand(60, generator=gen) > 0.4
+    pairs = [(float(a > b) + 0.5 * float(a == b)) for a, ya in zip(s, y) if ya for b, yb in zip(s, y) if not yb]
+    assert auroc(s, y) == pytest.approx(sum(pairs) / len(pairs))
+    assert auroc(torch.arange(4.0), torch.tensor([0, 0, 1, 1])) == 1.0
+    assert auroc(torch.ones(3), torch.ones(3)) != auroc(torch.ones(3), torch.ones(3))  # NaN, one class
+
+
+def test_bootstrap_interval_brackets_estimate():
+    gen = torch.Generator().manual_seed(1)
+    y = torch.arange(200) % 2
+    s = y + torch.randn(200, generator=gen)
+    lo, hi = bootstrap_ci(lambda i: auroc(s[i], y[i]), 200, n_boot=300)
+    assert lo < auroc(s, y) < hi and hi - lo < 0.2
+
+
+# ---- methods recover a planted direction ---------------------------------------------------------
+
+def planted(n=400, d=64, seed=0, scale=3.0):
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randn(d, generator=gen)
+    v /= v.norm()
+    y = (torch.arange(n) % 2).float()
+    x = torch.randn(n, d, generator=gen) + 5.0 + scale * y[:, None] * v  # offset: not centred data
+    return x, y, v
+
+
+@pytest.mark.parametrize("fit", [diff_of_means, lambda x, y: logistic_probe(x, y, l2=1e-1)])
+def test_method_recovers_planted_direction(fit):
+    x, y, v = planted(n=4000)
+    r = fit(x, y)
+    assert float(r.direction @ v) > 0.99
+    assert auroc(r(x), y) > 0.9
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_pca_of_differences_recovers_planted_direction(center):
+    gen = torch.Generator().manual_seed(2)
+    d, n = 64, 300
+    v = torch.randn(d, generator=gen)
+    v /= v.norm()
+    base = torch.randn(n, d, generator=gen) * 3
+    strength = 2 + torch.rand(n, generator=gen) * 4  # varying, so centred PCA still sees v
+    pos = base + strength[:, None] * v + 0.05 * torch.randn(n, d, generator=gen)
+    neg = base + 0.05 * torch.randn(n, d, generator=gen)
+    r = pca_of_differences(pos, neg, center=center)
+    assert float(r.direction @ v) > 0.99  # sign fixed: positives score higher
+    assert float((r(pos) > r(neg)).float().mean()) > 0.99
+
+
+def test_logistic_with_outlier_dimension():
+    """Standardising matters: one huge-variance dimension must not swamp the probe."""
+    x, y, v = planted(n=2000, d=32)
+    x[:, 0] = x[:, 0] * 1000
+    r = logistic_probe(x, y, l2=1e-1)
+    assert auroc(r(x), y) > 0.9
+
+
+def test_shuffled_labels_are_at_chance():
+    x, y, _ = planted(n=400)
+    data = from_dict({"name": "p", "train": [{"text": f"t{i}", "label": int(l)} for i, l in enumerate(y)]}).split("train")
+    shuffled = shuffle_labels(data, torch.Generator().manual_seed(0))
+    assert int(shuffled.binary.sum()) == int(data.binary.sum())
+    r = logistic_probe(x, shuffled.labels)
+    test_x = x + torch.randn_like(x)
+    lo, hi = auroc_null_band(200, 200, level=0.99)
+    assert lo < auroc(r(test_x), y) < hi
+
+
+# ---- the concept file format --------------------------------------------------------------------
+
+def pairs(n, fmt="{} good", neg="{} bad", start=0):
+    return [{"positive": fmt.format(i), "negative": neg.format(i)} for i in range(start, start + n)]
+
+
+def write(tmp_path, obj, name="c.json"):
+    p = tmp_path / name
+    p.write_text(json.dumps(obj, indent=1), encoding="utf-8")
+    return p
+
+
+def test_file_round_trip_and_splits(tmp_path):
+    obj = {"name": "toy", "description": "d", "train": pairs(10), "test": pairs(5, start=10),
+           "ood": [{"text": "x is fine", "label": 1}, {"text": "y is awful", "label": 0}] * 1}
+    ds = load_concept(write(tmp_path, obj))
+    assert ds.splits == ["train", "test", "ood"] and ds.size("train") == 10
+    tr = ds.split("train")
+    assert len(tr) == 20 and tr.pairs.shape == (10, 2) and tr.labels[tr.pairs[:, 0]].eq(1).all()
+
+
+@pytest.mark.parametrize("obj,match", [
+    ({"name": "x", "train": [{"text": "a", "label": 1}, {"text": "b", "label": 1}]}, "only positive examples"),
+    ({"name": "x", "train": pairs(3) + [{"positive": "0 good", "negative": "zzz"}]}, r"line \d+ .*duplicate text '0 good'"),
+    ({"name": "x", "train": pairs(3) + [{"positive": "   ", "negative": "q"}]}, "empty"),
+    ({"name": "x", "train": [{"text": "a", "label": 2}, {"text": "b", "label": 0}]}, "label"),
+    ({"name": "x", "train": pairs(3), "dev": pairs(2, start=5)}, "unknown split"),
+    ({"name": "x", "test": pairs(3)}, "no \"train\""),
+    ({"name": "x", "train": [{"text": "the cat", "label": 1, "words": [["dog", 1]]}, {"text": "b", "label": 0}]}, "not found"),
+])
+def test_bad_concept_files_name_file_and_problem(tmp_path, obj, match):
+    path = write(tmp_path, obj)
+    with pytest.raises(InterlinguaError, match=match) as err:
+        load_concept(path)
+    assert str(path) in str(err.value)
+
+
+def test_invalid_json_names_line(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text('{"name": "x",\n "train": [\n  {"positive": "a" "negative": "b"}]}')
+    with pytest.raises(InterlinguaError, match=r"bad.json line 3: not valid JSON"):
+        load_concept(p)
+
+
+def test_too_few_examples_for_split(tmp_path):
+    ds = load_concept(write(tmp_path, {"name": "x", "train": pairs(10), "test": pairs(2, start=20)}))
+    with pytest.raises(InterlinguaError, match="split 'test' has 2 positive and 2 negative.*at least 4"):
+        ds.require("test")
+
+
+def test_unknown_concept_name():
+    with pytest.raises(InterlinguaError, match="unknown concept 'no_such_concept'.*concept list"):
+        load_concept("no_such_concept")
+
+
+def test_word_labels(tmp_path):
+    ds = load_concept(write(tmp_path, {"name": "w", "train": [
+        {"text": "the cat and the cats", "label": 1, "words": [["cat", 0], ["cats", 1]]},
+        {"text": "dogs", "label": 0, "words": [["dogs", 1]]}]}))
+    assert ds.split("train").words[0] == [(4, 7, 0.0), (16, 20, 1.0)]
+
+
+# ---- the find pipeline on a tiny model -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def toy_concept():
+    names = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu"]
+    items = [{"positive": f"{n} said yes {i}.", "negative": f"{n} said no {i}."} for i, n in
+             enumerate(names * 4)]
+    return from_dict({"name": "yes_no", "description": "yes vs no", "train": items[:30],
+                      "test": items[30:42], "ood": items[42:]})
+
+
+def test_find_concept_reports_sweep_metrics_and_nulls(tiny, toy_concept):
+    c = find_concept(tiny, toy_concept, method="diff_of_means", n_boot=50, n_null=5)
+    m = c.metrics
+    assert {"auroc_test", "auroc_ood", "auroc_shuffled_labels", "layer", "method", "auroc_test_ci95",
+            "auroc_random_direction_band", "auroc_chance_band"} <= set(m)
+    sweep = c.provenance["sweep"]
+    assert [r["layer"] for r in sweep] == list(range(tiny.n_layers))
+    assert {"diff_of_means_val", "logistic_val", "pca_val", "logistic_test"} <= set(sweep[0])
+    # the layer is chosen on validation, never on test
+    best_val = max(r["diff_of_means_val"] for r in sweep)
+    assert [r for r in sweep if r["layer"] == m["layer"]][0]["diff_of_means_val"] == best_val
+    assert c.hook == f"resid_post.{m['layer']}" and c.weight.shape == (tiny.d_model,)
+
+
+def test_concept_save_load_bit_exact_and_score(tiny, toy_concept, tmp_path):
+    c = find_concept(tiny, toy_concept, hook="resid_post.1", method="logistic", n_boot=20, n_null=3)
+    c.save(tmp_path / "c")
+    back = Concept.load(tmp_path / "c", model=tiny)
+    for k in ("weight", "mean", "std"):
+        assert torch.equal(getattr(c, k), getattr(back, k))
+    assert back.bias == c.bias and back.metrics == c.metrics and back.provenance == c.provenance
+    texts = ["Anna said yes 3.", "Ben said no 7."]
+    assert torch.equal(back.score(texts), c.score(texts))
+    words = c.score(["Anna said yes."], per="word")
+    assert [w for w, *_ in words[0]] == ["Anna", "said", "yes", "."]
+
+
+def test_bind_wrong_width(tiny, toy_concept):
+    c = find_concept(tiny, toy_concept, hook="resid_post.0", n_boot=10, n_null=2)
+    c.weight = torch.zeros(7)
+    with pytest.raises(InterlinguaError, match="width"):
+        c.bind(tiny)
+
+
+def test_find_unknown_method_and_hook(llama, toy_concept):
+    with pytest.raises(InterlinguaError, match="unknown method"):
+        find_concept(llama, toy_concept, method="svm")
+    with pytest.raises(InterlinguaError, match="Valid hook points"):
+        find_concept(llama, toy_concept, hook="resid_post.40")
