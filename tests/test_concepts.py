@@ -169,7 +169,10 @@ def test_find_concept_reports_sweep_metrics_and_nulls(tiny, toy_concept):
     assert {"diff_of_means_val", "logistic_val", "pca_val", "logistic_test"} <= set(sweep[0])
     # the layer is chosen on validation, never on test
     best_val = max(r["diff_of_means_val"] for r in sweep)
-    assert [r for r in sweep if r["layer"] == m["layer"]][0]["diff_of_means_val"] == best_val
+    chosen = [r for r in sweep if r["layer"] == m["layer"]][0]
+    assert chosen["diff_of_means_val"] == best_val
+    assert chosen["diff_of_means_val_dprime"] == max(r["diff_of_means_val_dprime"] for r in sweep
+                                                     if r["diff_of_means_val"] == best_val)
     assert c.hook == f"resid_post.{m['layer']}" and c.weight.shape == (tiny.d_model,)
 
 

@@ -116,6 +116,58 @@ def cmd_demo(args) -> None:
         _print_json(result)
 
 
+def cmd_concept_list(args) -> None:
+    from interlingua.concepts import list_concepts
+
+    rows = [{"name": c.name, "kind": c.kind, "train": c.size("train"), "test": c.size("test"),
+             "ood": c.size("ood"), "description": c.description} for c in list_concepts()]
+    if args.json:
+        return _print_json(rows)
+    print(f"{'name':<24}{'kind':<17}{'train':>6}{'test':>6}{'ood':>6}  description")
+    for r in rows:
+        print(f"{r['name']:<24}{r['kind'] or '-':<17}{r['train']:>6}{r['test']:>6}{r['ood']:>6}  {r['description']}")
+    print(f"{len(rows)} built-in concepts; `interlingua concept find --concept FILE` takes your own "
+          "(format: see `interlingua concept find --help`).")
+
+
+def cmd_concept_find(args) -> None:
+    from interlingua.concepts import find_concept, load_concept
+    from interlingua.models import load_model
+
+    dataset = load_concept(args.concept)
+    model = load_model(args.model, dtype=args.dtype)
+    layers = None
+    hook = args.hook
+    if args.layer not in (None, "auto"):
+        try:
+            hook = f"resid_post.{int(args.layer)}"
+        except ValueError:
+            raise InterlinguaError(f"--layer takes a layer number or 'auto', not {args.layer!r}.") from None
+    concept = find_concept(model, dataset, hook=hook, layers=layers, method=args.method, read=args.read,
+                           seed=args.seed, pca_center=args.pca_center, progress=not args.json)
+    if args.out:
+        concept.save(args.out)
+    m = concept.metrics
+    if args.json:
+        return _print_json({**m, "concept": concept.name, "model": model.name, "saved_to": args.out,
+                            "sweep": concept.provenance["sweep"]})
+    print(f"{concept.name} in {model.name}: {m['method']} at {m['hook']} (chosen on validation AUROC "
+          f"{m['auroc_val']})")
+    print(f"  AUROC test {m['auroc_test']} (95% CI {m['auroc_test_ci95']})"
+          + (f", OOD {m['auroc_ood']} (95% CI {m['auroc_ood_ci95']})" if m.get("auroc_ood") is not None else ""))
+    print(f"  nulls: shuffled labels {m['auroc_shuffled_labels']} (band {m['auroc_shuffled_labels_band']}), "
+          f"random direction {m['auroc_random_direction']} (band {m['auroc_random_direction_band']}), "
+          f"chance band {m['auroc_chance_band']}")
+    methods = [k[:-4] for k in concept.provenance["sweep"][0] if k.endswith("_val") and not k.endswith("dprime")]
+    print("  layer sweep (validation AUROC; test AUROC in brackets, for information only):")
+    print("    layer  " + "".join(f"{x:>24}" for x in methods))
+    for r in concept.provenance["sweep"]:
+        mark = " *" if r["hook"] == m["hook"] else "  "
+        print(f"    {r['layer']:>5}{mark}" + "".join(f"{r[x + '_val']:>15.3f} [{r[x + '_test']:.3f}]" for x in methods))
+    if args.out:
+        print(f"  saved to {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="interlingua",
@@ -168,6 +220,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="write the texts as .jsonl here")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_sample)
+
+    concept = sub.add_parser("concept", help="concept datasets and finding concepts in a model")
+    csub = concept.add_subparsers(dest="concept_command", required=True, metavar="SUBCOMMAND")
+    s = csub.add_parser("list", help="the built-in concepts with sizes and a description")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_concept_list)
+    s = csub.add_parser(
+        "find", help="find a concept in a model: layer sweep, readout, AUROC with nulls",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Find a concept in a model. The layer is chosen on a validation part of the train split "
+                    "(never on test); AUROC is reported on test and OOD with bootstrap intervals, next to "
+                    "the same pipeline with shuffled labels and random directions.\n\n"
+                    "Concept file format (JSON):\n"
+                    '  {"name": "...", "description": "...",\n'
+                    '   "train": [{"positive": "text", "negative": "text"}, ...]   # contrastive pairs, or\n'
+                    '   "test":  [{"text": "text", "label": 0 or 1}, ...]          # labelled texts\n'
+                    '   "ood":   [...]}                                            # optional\n'
+                    'Labelled texts may add "words": [["cats", 1], ...] for word-level labels (--read words).')
+    s.add_argument("--model", required=True, help="bundled name, model directory, .gguf file or HF id")
+    s.add_argument("--concept", required=True, help="built-in concept name or path of a concept file")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--hook", help="fix the hook point (e.g. resid_post.12, mlp_out.3)")
+    where.add_argument("--layer", default="auto", help="resid_post layer number, or 'auto' (default): sweep all")
+    s.add_argument("--method", default="logistic", choices=["diff_of_means", "logistic", "pca"])
+    s.add_argument("--read", default="last", choices=["last", "words"],
+                   help="read at the last token of each text, or at labelled words")
+    s.add_argument("--pca-center", action="store_true", help="centre the paired differences before PCA")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    s.add_argument("--out", help="save the concept here (concept.safetensors + concept.json)")
+    s.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    s.set_defaults(fn=cmd_concept_find)
 
     s = sub.add_parser("demo", help="the main job on the bundled real models",
                        description="Load both bundled models, extract activations on the bundled corpus, "

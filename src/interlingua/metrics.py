@@ -78,3 +78,13 @@ def auroc_null_band(n_pos: int, n_neg: int, level: float = 0.95) -> tuple[float,
     sd = ((n_pos + n_neg + 1) / (12 * n_pos * n_neg)) ** 0.5
     z = {0.9: 1.645, 0.95: 1.96, 0.99: 2.576}.get(level, 1.96)
     return 0.5 - z * sd, 0.5 + z * sd
+
+
+def dprime(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Separation of the two classes' scores in pooled standard deviations (d′)."""
+    s = torch.as_tensor(scores, dtype=torch.float64).flatten()
+    y = torch.as_tensor(labels).flatten() > 0.5
+    if int(y.sum()) < 2 or int((~y).sum()) < 2:
+        return float("nan")
+    pooled = ((s[y].var() + s[~y].var()) / 2).sqrt().clamp_min(1e-12)
+    return float((s[y].mean() - s[~y].mean()) / pooled)

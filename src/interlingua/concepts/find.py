@@ -31,8 +31,12 @@ from interlingua.concepts.methods import (
     standardiser,
 )
 from interlingua.errors import InterlinguaError
-from interlingua.metrics import auroc, auroc_null_band, bootstrap_ci, null_band
+from interlingua.metrics import auroc, auroc_null_band, bootstrap_ci, dprime, null_band
 from interlingua.models.loaded import LoadedModel
+
+
+def _num(x: float) -> float:
+    return x if x == x else float("-inf")
 
 
 def fit(method: str, x: torch.Tensor, data: SplitData, *, pca_center: bool = False, l2: float = 1e-2,
@@ -165,13 +169,15 @@ def find_concept(
         for m in methods:
             try:
                 r = fit(m, X[h]["train"][fit_mask], fit_data, pca_center=pca_center, l2=l2, seed=seed)
-                row[f"{m}_val"] = round(auroc(r(X[h]["train"][val_mask]), val_data.labels), 4)
+                val_scores = r(X[h]["train"][val_mask])
+                row[f"{m}_val"] = round(auroc(val_scores, val_data.labels), 4)
+                row[f"{m}_val_dprime"] = round(dprime(val_scores, val_data.labels), 3)
                 row[f"{m}_test"] = round(auroc(r(X[h]["test"]), splits["test"].labels), 4)
             except ValueError:  # a class missing from a tiny validation part
-                row[f"{m}_val"] = row[f"{m}_test"] = float("nan")
+                row[f"{m}_val"] = row[f"{m}_test"] = row[f"{m}_val_dprime"] = float("nan")
         sweep.append(row)
-    best = max(sweep, key=lambda r: (r[f"{method}_val"] if r[f"{method}_val"] == r[f"{method}_val"] else -1,
-                                     -r["layer"]))
+    # Highest validation AUROC; ties (common at 1.0) broken by validation d′, then the earlier layer.
+    best = max(sweep, key=lambda r: (_num(r[f"{method}_val"]), _num(r[f"{method}_val_dprime"]), -r["layer"]))
     h = best["hook"]
 
     # 3. refit on all of train at the chosen hook, evaluate with bootstrap intervals
