@@ -83,3 +83,22 @@ def test_help_explains(capsys):
         main(["extract", "--help"])
     out = capsys.readouterr().out
     assert "resume" in out and "--skip-first" in out
+
+
+def test_concept_find_json_and_save(model_dir, tmp_path, capsys):
+    items = [{"positive": f"Person {i} said yes.", "negative": f"Person {i} said no."} for i in range(40)]
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"name": "yn", "description": "yes/no", "train": items[:24], "test": items[24:34],
+                             "ood": items[34:]}))
+    assert main(["concept", "find", "--model", str(model_dir), "--concept", str(f), "--method", "diff_of_means",
+                 "--out", str(tmp_path / "saved"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"auroc_test", "auroc_ood", "auroc_shuffled_labels", "layer", "method"} <= set(out)
+    assert out["method"] == "diff_of_means" and len(out["sweep"]) == 4
+    assert (tmp_path / "saved" / "concept.safetensors").is_file()
+
+
+def test_concept_find_bad_concept_name(model_dir, capsys):
+    code = main(["concept", "find", "--model", str(model_dir), "--concept", "sentimnet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown concept 'sentimnet'" in err and "Traceback" not in err
