@@ -201,3 +201,14 @@ def test_find_unknown_method_and_hook(llama, toy_concept):
         find_concept(llama, toy_concept, method="svm")
     with pytest.raises(InterlinguaError, match="Valid hook points"):
         find_concept(llama, toy_concept, hook="resid_post.40")
+
+
+def test_find_reads_labelled_words(llama):
+    """read='words': one example per labelled word, read at the word's last token."""
+    nouns = ["cat", "dog", "hat", "cup", "pen", "box", "car", "bed", "map", "jar"]
+    items = []
+    for i, n in enumerate(nouns * 3):
+        items.append({"text": f"the {n}s and the {n} {i}", "label": 1, "words": [[f"{n}s", 1], [n, 0]]})
+    ds = from_dict({"name": "plural_words", "train": items[:20], "test": items[20:]})
+    c = find_concept(llama, ds, read="words", hook="resid_post.1", method="diff_of_means", n_boot=10, n_null=2)
+    assert c.read == "words" and c.metrics["n_train"] == 40 and c.metrics["n_test"] == 20

@@ -48,24 +48,32 @@ class SplitData:
     words: list[list[tuple[int, int, float]]] | None = None  # per text: (char start, end, label)
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return len(self.labels)
 
     @property
     def binary(self) -> torch.Tensor:
         return self.labels > 0.5
 
+    def class_counts(self, read: str = "last") -> tuple[int, int]:
+        """(positives, negatives) among texts, or among labelled words for ``read="words"``."""
+        if read == "words":
+            labels = torch.tensor([lab for spans in self.words or [] for _, _, lab in spans])
+        else:
+            labels = self.labels
+        return int((labels > 0.5).sum()), int((labels <= 0.5).sum())
+
     def subset(self, groups: torch.Tensor) -> SplitData:
         """The items whose group is in ``groups`` (pairs stay whole)."""
         keep = torch.isin(self.groups, groups)
         idx = keep.nonzero().squeeze(1)
-        remap = torch.full((len(self.texts),), -1, dtype=torch.long)
+        remap = torch.full((len(self.labels),), -1, dtype=torch.long)
         remap[idx] = torch.arange(len(idx))
         pairs = None
         if self.pairs is not None:
             p = self.pairs[keep[self.pairs[:, 0]]]
             pairs = remap[p]
         return SplitData(
-            texts=[self.texts[i] for i in idx.tolist()], labels=self.labels[idx], groups=self.groups[idx],
+            texts=[self.texts[i] for i in idx.tolist()] if self.texts else [], labels=self.labels[idx], groups=self.groups[idx],
             pairs=pairs, words=[self.words[i] for i in idx.tolist()] if self.words else None,
         )
 
@@ -99,15 +107,22 @@ class ConceptDataset:
             raise InterlinguaError(f"concept '{self.name}' ({self.path}) has no '{name}' split.")
         return _to_split(self, name)
 
-    def require(self, split: str, minimum: int | None = None) -> None:
-        """Fail clearly if ``split`` has fewer than ``minimum`` examples of either class."""
+    def require(self, split: str, minimum: int | None = None, read: str = "last") -> None:
+        """Fail clearly if ``split`` has fewer than ``minimum`` examples of either class
+        (labelled words, for ``read="words"``)."""
         minimum = MIN_PER_CLASS[split] if minimum is None else minimum
         data = self.split(split)
-        n_pos, n_neg = int(data.binary.sum()), int((~data.binary).sum())
+        if read == "words" and data.words is None:
+            raise InterlinguaError(
+                f"concept '{self.name}' ({self.path}): split '{split}' has no word-level labels "
+                '("words": [["word", label], ...]), which reading at words needs.'
+            )
+        n_pos, n_neg = data.class_counts(read)
+        unit = "labelled words" if read == "words" else "examples"
         if min(n_pos, n_neg) < minimum:
             raise InterlinguaError(
                 f"concept '{self.name}' ({self.path}): split '{split}' has {n_pos} positive and {n_neg} "
-                f"negative examples; at least {minimum} of each are needed. Add examples to the file."
+                f"negative {unit}; at least {minimum} of each are needed. Add examples to the file."
             )
 
 
@@ -202,10 +217,12 @@ def validate(ds: ConceptDataset) -> ConceptDataset:
                 seen[t] = where
     for split in ds.splits:
         data = ds.split(split)
-        if bool(data.binary.all()) or not bool(data.binary.any()):
-            cls = "positive" if bool(data.binary.all()) else "negative"
+        n_pos, n_neg = data.class_counts("words" if data.words is not None else "last")
+        if n_pos == 0 or n_neg == 0:
+            cls = "positive" if n_neg == 0 else "negative"
+            unit = "labelled words" if data.words is not None else "examples"
             raise InterlinguaError(
-                f"{ds.path}: split '{split}' has only {cls} examples; a concept needs both classes."
+                f"{ds.path}: split '{split}' has only {cls} {unit}; a concept needs both classes."
             )
     return ds
 

@@ -125,11 +125,11 @@ def find_concept(
         raise InterlinguaError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}.")
     if read not in ("last", "words"):
         raise InterlinguaError(f"read must be 'last' or 'words', not {read!r}.")
-    dataset.require("train")
-    dataset.require("test")
+    dataset.require("train", read=read)
+    dataset.require("test", read=read)
     has_ood = "ood" in dataset.splits
     if has_ood:
-        dataset.require("ood")
+        dataset.require("ood", read=read)
     if hook is not None:
         hooks = [model.hook(hook).name]
     else:
