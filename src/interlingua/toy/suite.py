@@ -1,0 +1,387 @@
+"""The paper suite: each published toy-model result as an automated check with stated tolerances.
+
+A check is a plain function ``fn(seeds) -> (passed, measured, expected)``; :func:`run_checks` times
+it and returns a :class:`CheckResult`. Tiers: ``fast`` (CI), ``slow`` (CI, marked slow) and
+``all`` (only with ``--all``). Where equally good local minima exist, each setting is trained
+with several seeds and the lowest-loss instance is judged, as the papers report optima.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from interlingua.toy import metrics as M
+from interlingua.toy.data import GaussianControl, PlantedFeatures, planted_features, tms_batch
+from interlingua.toy.geometry import polytope_zoo, tegum_product
+from interlingua.toy.models import FactorisedModel, ProjectedMLP, TiedSuperposition
+from interlingua.toy.sae import pca_directions, train_sae
+from interlingua.toy.train import (
+    low_rank_target,
+    single_thread,
+    train_factorised,
+    train_fixed_dataset,
+    train_projected,
+    train_tms,
+)
+
+Outcome = tuple[bool, dict, str]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    measured: dict
+    expected: str
+    seconds: float
+    tier: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    fn: Callable[[int], Outcome]
+    tier: str
+    paper: str
+    figure: Callable[[str], list[str]] | None = field(default=None)
+
+
+CHECKS: dict[str, Check] = {}
+TIERS = ("fast", "slow", "all")
+
+
+def check(tier: str, paper: str):
+    def register(fn: Callable[[int], Outcome]) -> Callable[[int], Outcome]:
+        CHECKS[fn.__name__] = Check(fn.__name__, fn, tier, paper)
+        return fn
+    return register
+
+
+def _r(x: float, digits: int = 3) -> float:
+    return round(float(x), digits)
+
+
+# ---------------------------------------------------------------- Toy Models of Superposition
+
+TMS_STEPS, TMS_LR = 2000, 1e-2
+
+
+@dataclass(frozen=True)
+class TMSLevel:
+    """The lowest-loss of ``seeds`` instances trained at one feature probability."""
+
+    probability: float
+    W: torch.Tensor
+    b: torch.Tensor
+    loss: float
+
+
+@functools.cache
+def tms_sweep(n: int, m: int, decay: float, probabilities: tuple[float, ...], seeds: int,
+              noise_std: float = 0.0, steps: int = TMS_STEPS, lr: float = TMS_LR) -> list[TMSLevel]:
+    """Train ``seeds`` instances per probability (all batched) with importance ``decayⁱ``."""
+    prob = torch.tensor([p for p in probabilities for _ in range(seeds)])[:, None].expand(-1, n)
+    importance = decay ** torch.arange(n, dtype=torch.float32)
+    model = TiedSuperposition(n, m, instances=len(prob), seed=0)
+    with single_thread():
+        losses = train_tms(model, prob, importance, steps, lr=lr, noise_std=noise_std, seed=1)
+    levels = []
+    for j, p in enumerate(probabilities):
+        best = j * seeds + int(losses[j * seeds:(j + 1) * seeds].argmin())
+        levels.append(TMSLevel(p, model.W[best].detach(), model.b[best].detach(), float(losses[best])))
+    return levels
+
+
+def _n_rep(W: torch.Tensor) -> int:
+    return int((M.feature_norms(W) > 0.5).sum())
+
+
+@check("fast", "Elhage et al. 2022, intro figure (n=5, m=2)")
+def tms_intro_n5_m2(seeds: int) -> Outcome:
+    dense, sparse = tms_sweep(5, 2, 0.9, (1.0, 0.05), seeds)
+    measured = {"dense_n_rep": _n_rep(dense.W), "dense_D_star": _r(M.dimensions_per_feature(dense.W)),
+                "sparse_n_rep": _n_rep(sparse.W), "sparse_D_star": _r(M.dimensions_per_feature(sparse.W)),
+                "sparse_D_i": [_r(d, 2) for d in M.feature_dimensionality(sparse.W)]}
+    passed = (measured["dense_n_rep"] == 2 and 0.97 <= measured["dense_D_star"] <= 1.03
+              and measured["sparse_n_rep"] >= 4 and measured["sparse_D_star"] <= 0.55)
+    return passed, measured, "p=1: 2 features, D*∈[0.97,1.03]; p=0.05: ≥4 features, D*≤0.55"
+
+
+SWEEP = (1.0, 0.3, 0.1, 0.03, 0.01)
+
+
+@check("fast", "Elhage et al. 2022, superposition vs sparsity (n=20, m=5)")
+def tms_sparsity_sweep_n20_m5(seeds: int) -> Outcome:
+    levels = tms_sweep(20, 5, 0.7, SWEEP, seeds)
+    n_rep = [_n_rep(lv.W) for lv in levels]
+    sum_d = [float(M.feature_dimensionality(lv.W)[M.feature_norms(lv.W) > 0.5].sum()) for lv in levels]
+    monotone = all(b >= a - 1 for a, b in zip(n_rep, n_rep[1:]))
+    passed = (n_rep[0] == 5 and monotone and n_rep[2] >= 8 and n_rep[-1] >= 11
+              and all(0.95 * 5 <= s <= 5 + 1e-3 for s in sum_d))
+    measured = {"probability": list(SWEEP), "n_rep": n_rep, "sum_D_rep": [_r(s) for s in sum_d],
+                "D_star": [_r(M.dimensions_per_feature(lv.W)) for lv in levels],
+                "features_per_dim": [_r(M.features_per_dimension(lv.W), 2) for lv in levels]}
+    return passed, measured, ("n_rep=5 at p=1, non-decreasing (±1) as p falls, ≥8 at p=0.1, ≥11 at p=0.01; "
+                              "Σ_rep D_i ∈ [0.95m, m]")
+
+
+@check("fast", "Scherlis et al. 2022 / Elhage et al. 2022, capacity allocation by importance")
+def tms_importance_allocation(seeds: int) -> Outcome:
+    level = tms_sweep(20, 5, 0.7, SWEEP, seeds)[1]  # p = 0.3, S = 0.7
+    d = M.feature_dimensionality(level.W)
+    worst_rise = float((d[1:] - d[:-1]).max())
+    passed = bool(d[0] >= 0.95 and worst_rise <= 0.15 and d[10:].max() <= 0.05)
+    return passed, {"D_i": [_r(x, 2) for x in d], "largest_rise_in_rank": _r(worst_rise)}, \
+        "S=0.7: most important D≥0.95, D_i non-increasing in importance (±0.15), features 11-20 D≤0.05"
+
+
+@check("fast", "Elhage et al. 2022, uniform polytopes (analytic)")
+def polytope_dimensionalities(seeds: int) -> Outcome:
+    zoo = polytope_zoo()
+    W = tegum_product(*(w for w, _ in zoo.values()))
+    d = M.feature_dimensionality(W)
+    expected = torch.cat([torch.full((len(w),), e, dtype=torch.float64) for w, e in zoo.values()])
+    err = float((d - expected).abs().max())
+    measured = {name: _r(M.feature_dimensionality(w).mean(), 4) for name, (w, _) in zoo.items()}
+    measured |= {"max_error": err, "sum_D": _r(d.sum(), 6), "dims": W.shape[1]}
+    return err < 1e-12 and abs(float(d.sum()) - W.shape[1]) < 1e-9, measured, \
+        "D_i = 1, 3/4, 2/3, 1/2, 2/5, 3/8 to 1e-12 inside one tegum product; Σ D_i = dims"
+
+
+@check("slow", "Elhage et al. 2022, n=2 phase diagram corners (n=2, m=1)")
+def tms_phase_diagram_corners(seeds: int) -> Outcome:
+    """Dense data: the second feature is dropped if less important, gets the dimension if more."""
+    cells = {}
+    for r in (0.3, 3.0):
+        importance = torch.tensor([1.0, r])
+        model = TiedSuperposition(2, 1, instances=seeds, seed=0)
+        with single_thread():
+            train_tms(model, torch.ones(seeds, 2), importance, 2000, lr=1e-2, seed=2)
+        norms = model.W.detach().norm(dim=2)
+        cells[r] = ["dedicated" if n2 > 0.5 and n1 < 0.5 else "absent" if n2 < 0.5 and n1 > 0.5 else "other"
+                    for n1, n2 in norms.tolist()]
+    passed = all(c == "absent" for c in cells[0.3]) and all(c == "dedicated" for c in cells[3.0])
+    return passed, {"p=1,r=0.3": cells[0.3], "p=1,r=3": cells[3.0]}, \
+        "p=1: r<1 → feature 2 absent, r>1 → feature 2 dedicated (every seed)"
+
+
+@check("slow", "Bricken et al. 2023 / Jermyn et al. 2022 comments: input noise → negative biases")
+def noise_negative_bias(seeds: int) -> Outcome:
+    sigmas = (0.0, 0.1, 0.2)
+    stats = []
+    for s in sigmas:
+        level = tms_sweep(20, 5, 0.7, (0.1,), seeds, noise_std=s)[0]
+        stats.append(M.bias_statistics(level.W, level.b, noise_std=s))
+    means = [st.mean for st in stats]
+    rel = [_r(sum(st.relative_to_noise) / len(st.relative_to_noise), 2) if st.relative_to_noise else None
+           for st in stats]
+    passed = means[1] <= -0.05 and means[2] < means[1] and abs(means[0]) < 0.05
+    return passed, {"sigma": list(sigmas), "mean_bias": [_r(x) for x in means],
+                    "n_rep": [st.represented for st in stats], "bias_over_preact_noise_std": rel}, \
+        "p=0.1: mean bias of represented features ≈0 (|b̄|<0.05) without noise, ≤−0.05 at σ=0.1, lower at σ=0.2"
+
+
+# ---------------------------------------------------------------- untied models and the scale sanity check
+
+@check("fast", "Casper 2023 critique of features-per-dimension; Jermyn et al. 2022 untied model")
+def frobenius_scale_sanity(seeds: int) -> Outcome:
+    """Rescaling one layer by c and the next by 1/c keeps the function; the Frobenius measure moves."""
+    from interlingua.toy.data import unit_directions
+
+    n, d, k, c = 20, 10, 40, 3.0
+    model = ProjectedMLP(unit_directions(n, d, seed=3), k, seed=0)
+    with single_thread():
+        train_projected(model, torch.full((n,), 0.05), 300, lr=3e-3, seed=0)
+    g = torch.Generator().manual_seed(4)
+    lam = torch.exp(torch.randn(k, generator=g))
+    x = tms_batch(256, torch.full((n,), 0.05), g)
+    W1, b1, W2 = (t.detach() for t in (model.W1, model.b1, model.W2))
+    before = model(x).detach()
+
+    def fpd_frob(w1):
+        return M.frobenius_features_per_dimension(w1.T)  # ‖W1‖²_F / k
+
+    def fpd_canon(w1, w2, b):
+        w1c, _, _ = M.canonicalise_neurons(w1, w2, b)
+        return M.features_per_dimension(model.projection @ w1c.T)
+
+    with torch.no_grad():
+        model.W1.mul_(lam[:, None]), model.b1.mul_(lam), model.W2.div_(lam[None, :])
+        drift = float((model(x) - before).abs().max())
+    measured = {
+        "function_change": drift,
+        "frobenius_ratio_global_c": _r(fpd_frob(c * W1) / fpd_frob(W1)),
+        "canonical_ratio_global_c": _r(fpd_canon(c * W1, W2 / c, c * b1) / fpd_canon(W1, W2, b1), 6),
+        "raw_D_ratio_per_neuron": _r(M.features_per_dimension(model.projection @ (lam[:, None] * W1).T)
+                                     / M.features_per_dimension(model.projection @ W1.T)),
+        "canonical_ratio_per_neuron": _r(fpd_canon(lam[:, None] * W1, W2 / lam, lam * b1)
+                                         / fpd_canon(W1, W2, b1), 6),
+    }
+    passed = (drift < 1e-4 and abs(measured["frobenius_ratio_global_c"] - c**2) < 1e-3
+              and abs(measured["canonical_ratio_global_c"] - 1) < 1e-5
+              and abs(measured["canonical_ratio_per_neuron"] - 1) < 1e-5)
+    return passed, measured, (f"W1→cW1, W2→W2/c (c={c:g}) and per-neuron Λ leave the function unchanged; "
+                              f"Frobenius measure ×c²={c**2:g}; canonicalised measure ×1")
+
+
+# ---------------------------------------------------------------- sparse dictionary learning (Sharkey et al.)
+
+SAE_D, SAE_N, SAE_ACTIVE, SAE_STEPS, SAE_LR, SAE_BATCH = 64, 128, 5.0, 1500, 3e-3, 512
+
+
+@functools.cache
+def _planted() -> PlantedFeatures:
+    return planted_features(SAE_D, SAE_N, SAE_ACTIVE, decay=0.99, seed=0)
+
+
+@functools.cache
+def _held_out() -> torch.Tensor:
+    return _planted().sample(8192, torch.Generator().manual_seed(123))[0]
+
+
+@functools.cache
+def _sae_cell(ratio: float, alpha: float, seed: int = 0, gaussian: bool = False) -> dict:
+    truth = _planted()
+    if gaussian:
+        control = GaussianControl.like(truth.sample(20000, torch.Generator().manual_seed(7))[0])
+        sample, x = control.sample, control.sample(8192, torch.Generator().manual_seed(123))
+    else:
+        sample, x = (lambda b, g: truth.sample(b, g)[0]), _held_out()
+    with single_thread():
+        sae = train_sae(sample, SAE_D, int(ratio * SAE_N), alpha, SAE_STEPS, batch=SAE_BATCH, lr=SAE_LR,
+                        seed=seed).sae
+    with torch.no_grad():
+        x_hat, codes = sae(x)
+        atoms = sae.dictionary()
+    health = M.sae_health(x, codes, x_hat)
+    return {"mmcs": _r(M.mmcs(truth.directions, atoms)), "mmcs_reverse": _r(M.mmcs(atoms, truth.directions)),
+            "recovery": _r(M.recovery_rate(truth.directions, atoms)), "mcc": _r(M.matched_mcc(truth.directions, atoms)),
+            "l0": _r(health.l0, 2), "true_l0": _r(truth.expected_active, 2), "dead": _r(health.dead),
+            "fvu": _r(health.fvu)}
+
+
+_SAE_SETUP = f"d={SAE_D}, N={SAE_N}, E[#active]={SAE_ACTIVE:g}, p_i∝0.99^i"
+
+
+@check("fast", f"Sharkey et al. 2022: SAE recovers planted features ({_SAE_SETUP}, k=2N, α=1)")
+def sae_recovers_planted(seeds: int) -> Outcome:
+    m = _sae_cell(2.0, 1.0)
+    return m["mmcs"] >= 0.97 and m["recovery"] >= 0.95, m, "MMCS ≥ 0.97 and ≥95% of features matched at cos>0.9"
+
+
+@check("fast", "Sharkey et al. 2022: too small a dictionary (k=N/2) fails")
+def sae_small_dictionary_fails(seeds: int) -> Outcome:
+    m = _sae_cell(0.5, 1.0)
+    return m["recovery"] <= 0.6 and m["mmcs"] < 0.8, m, "recovery ≤ 0.6 and MMCS < 0.8 (at most N/2 can be matched)"
+
+
+@check("fast", "Sharkey et al. 2022: too strong a penalty (α=10) collapses the code")
+def sae_strong_penalty_collapses(seeds: int) -> Outcome:
+    m = _sae_cell(2.0, 10.0)
+    return m["l0"] < 0.5 and m["fvu"] > 0.95, m, "L0 < 0.5 and FVU > 0.95 (the decoder's MMCS alone can look fine)"
+
+
+@check("fast", "Sharkey et al. 2022 / SVD thread: PCA cannot recover an overcomplete packing")
+def pca_at_chance(seeds: int) -> Outcome:
+    truth, x = _planted(), _held_out()
+    pca = M.mmcs(truth.directions, pca_directions(x), absolute=True)
+    random = torch.randn(SAE_D, SAE_D, generator=torch.Generator().manual_seed(2024))
+    chance = M.mmcs(truth.directions, random, absolute=True)
+    sae = _sae_cell(2.0, 1.0)["mmcs"]
+    measured = {"mmcs_pca": _r(pca), "mmcs_random_basis": _r(chance), "mmcs_sae": sae}
+    return abs(pca - chance) < 0.1 and sae - pca > 0.5, measured, \
+        "|MMCS(PCA) − MMCS(random basis)| < 0.1 while the SAE is > 0.5 higher"
+
+
+@check("fast", "Towards Monosemanticity randomised control: dense Gaussian with the same mean and covariance")
+def dense_gaussian_control_fails(seeds: int) -> Outcome:
+    control, sparse = _sae_cell(2.0, 1.0, gaussian=True), _sae_cell(2.0, 1.0)
+    measured = dict(control) | {"sparse_recovery": sparse["recovery"], "sparse_mmcs": sparse["mmcs"]}
+    return control["recovery"] <= 0.2 and sparse["mmcs"] - control["mmcs"] >= 0.1, measured, \
+        "the same SAE on the Gaussian control recovers ≤20% of features (cos>0.9), MMCS ≥0.1 below the sparse run"
+
+
+@check("slow", "Sharkey et al. 2022 / Towards Monosemanticity: dictionaries agree across seeds")
+def sae_seed_stability(seeds: int) -> Outcome:
+    truth = _planted()
+    runs = [_sae_cell(2.0, 1.0, seed=s) for s in range(max(2, min(seeds, 3)))]
+    recovered = [r["recovery"] for r in runs]
+    return min(recovered) >= 0.95, {"recovery_per_seed": recovered, "mmcs_per_seed": [r["mmcs"] for r in runs],
+                                    "features": truth.n_features}, "every seed recovers ≥95% of planted features"
+
+
+# ---------------------------------------------------------------- learning dynamics (S-curves)
+
+@check("fast", "Saxe et al. 2014 / Jermyn & Shlegeris 2022: plateau length ∝ log(1/ε)/s")
+def s_curve_plateaus(seeds: int) -> Outcome:
+    strengths = [3.0, 1.0]
+    target, A, B = low_rank_target(20, strengths, seed=0)
+    table = {}
+    for eps in (1e-2, 1e-3, 1e-4):
+        model = FactorisedModel(20, 2, eps, seed=0)
+        with single_thread():
+            dyn = train_factorised(model, target, A, B, steps=1600, lr=0.01, record_every=2)
+        s = torch.tensor(strengths, dtype=torch.float64)
+        table[eps] = [M.plateau_time(dyn.times, dyn.strength[:, j] / s[j]) * s[j].item() for j in range(2)]
+    t_s = [sum(v) / 2 for v in table.values()]
+    spread = max(abs(a - b) / ((a + b) / 2) for a, b in table.values())
+    steps = [b - a for a, b in zip(t_s, t_s[1:])]
+    passed = spread <= 0.1 and all(abs(st - math.log(10)) <= 0.3 for st in steps)
+    measured = {"t_half_times_s": {f"{e:g}": [_r(x, 2) for x in v] for e, v in table.items()},
+                "spread_across_modes": _r(spread), "rise_per_decade": [_r(x, 2) for x in steps]}
+    return passed, measured, "t½·s equal across modes (±10%); rises by ln 10 ≈ 2.30 (±0.3) per decade of ε"
+
+
+# ---------------------------------------------------------------- memorisation (Henighan et al.)
+
+@check("slow", "Henighan et al. 2023: memorised data points form a polygon (m=2)")
+def memorisation_geometry(seeds: int) -> Outcome:
+    n, m, p = 1000, 2, 0.01
+    results = {}
+    for T in (5, 10):
+        g = torch.Generator().manual_seed(T)
+        data = tms_batch(T, torch.full((seeds, n), p), g)
+        model = TiedSuperposition(n, m, instances=seeds, seed=T)
+        with single_thread():
+            train_fixed_dataset(model, data, steps=3000, lr=1e-3, weight_decay=1e-2, warmup=300)
+        with torch.no_grad():
+            per_instance = (data - model(data)).pow(2).mean(dim=(0, 2))
+            best = int(per_instance.argmin())
+            H = model.hidden(data)[:, best]
+        dt = M.datapoint_dimensionality(H)
+        results[T] = {"train_loss": _r(per_instance[best], 5), "mean_D_t": _r(dt.mean()),
+                      "sum_D_t": _r(dt.sum()), "expected": _r(m / T)}
+    passed = all(abs(r["mean_D_t"] - 2 / T) <= 0.03 and abs(r["sum_D_t"] - m) <= 0.1 for T, r in results.items())
+    return passed, {f"T={T}": r for T, r in results.items()}, "mean data-point dimensionality ≈ m/T (±0.03); Σ_t D_t ≈ m"
+
+
+# ---------------------------------------------------------------- running
+
+def select(names: list[str] | None = None, tier: str = "fast") -> list[Check]:
+    """Checks by name, or every check up to ``tier`` (fast ⊂ slow ⊂ all)."""
+    if names:
+        unknown = [n for n in names if n not in CHECKS]
+        if unknown:
+            raise KeyError(", ".join(unknown))
+        return [CHECKS[n] for n in names]
+    keep = TIERS[: TIERS.index(tier) + 1]
+    return [c for c in CHECKS.values() if c.tier in keep]
+
+
+def run_check(c: Check, seeds: int = 3) -> CheckResult:
+    t0 = time.perf_counter()
+    passed, measured, expected = c.fn(seeds)
+    return CheckResult(c.name, bool(passed), measured, expected, round(time.perf_counter() - t0, 2), c.tier)
+
+
+def run_checks(names: list[str] | None = None, tier: str = "fast", seeds: int = 3) -> list[CheckResult]:
+    return [run_check(c, seeds) for c in select(names, tier)]
