@@ -13,7 +13,7 @@ from torch import Tensor
 
 
 def regular_polygon(k: int) -> Tensor:
-    """``k`` unit vectors in ℝ² at angles ``2πj/k`` (``k=2`` is the antipodal digon). ``D_i = 2/k``."""
+    """``k`` unit vectors in ℝ² at angles ``2πj/k`` (``k ≥ 3``). ``D_i = 2/k``."""
     angles = 2 * math.pi * torch.arange(k, dtype=torch.float64) / k
     return torch.stack([angles.cos(), angles.sin()], dim=1)
 
@@ -57,7 +57,7 @@ def polytope_zoo() -> dict[str, tuple[Tensor, float]]:
         "dedicated": (torch.eye(1, dtype=torch.float64), 1.0),
         "tetrahedron": (tetrahedron(), 3 / 4),
         "triangle": (regular_polygon(3), 2 / 3),
-        "digon": (regular_polygon(2), 1 / 2),
+        "digon": (torch.tensor([[1.0], [-1.0]], dtype=torch.float64), 1 / 2),  # antipodal pair on a line
         "pentagon": (regular_polygon(5), 2 / 5),
         "square_antiprism": (square_antiprism(), 3 / 8),
     }

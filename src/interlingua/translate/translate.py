@@ -1,0 +1,177 @@
+"""Translate a concept from model A to model B by readout transfer, with its evidence.
+
+1. Shared text (the concept's training texts, unlabelled, plus bundled-corpus documents) is
+   read by both models at aligned words (:mod:`interlingua.align`).
+2. A's concept scores every word; for each candidate B layer a readout is fitted on B's
+   activations to reproduce that score (:func:`~interlingua.translate.readout.fit_transfer`).
+   The B layer is chosen on held-out *documents* of the shared text (R² of A's score).
+3. The translated readout is evaluated on the concept's labelled ``test`` and ``ood`` texts:
+   AUROC against the labels, and recovery r = (AUROC_transfer − 0.5) / (AUROC_native_B − 0.5),
+   where native B is the concept found directly in B from the labels (the best standardised
+   probe over a layer sweep). Where native B is near chance the ratio is undefined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from interlingua import _io
+from interlingua.activations import at_positions
+from interlingua.concepts.concept import Concept
+from interlingua.concepts.dataset import ConceptDataset
+from interlingua.concepts.find import find_concept
+from interlingua.concepts.methods import Readout, standardiser
+from interlingua.data.corpus import load_corpus
+from interlingua.errors import InterlinguaError
+from interlingua.metrics import auroc, auroc_null_band
+from interlingua.models.loaded import LoadedModel
+from interlingua.similarity import r2_score
+from interlingua.translate.pairs import WordPairs, paired_words
+from interlingua.translate.readout import fit_transfer
+
+MIN_NATIVE_GAP = 0.05  # native AUROC within this of 0.5: recovery is undefined
+
+
+def recovery(auroc_transfer: float | None, auroc_native: float | None) -> float | None:
+    """(AUROC_transfer − 0.5) / (AUROC_native − 0.5); None where native is near chance."""
+    if auroc_transfer is None or auroc_native is None or auroc_native - 0.5 < MIN_NATIVE_GAP:
+        return None
+    return round((auroc_transfer - 0.5) / (auroc_native - 0.5), 4)
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
+    return float((a @ b) / (a.norm() * b.norm()).clamp_min(1e-300))
+
+
+def shared_texts(dataset: ConceptDataset, n_corpus_docs: int, max_chars: int = 600) -> list[str]:
+    """The concept's train texts (labels unused) and the openings of corpus train documents."""
+    docs = [d[:max_chars] for d in load_corpus("train", max_docs=n_corpus_docs)]
+    return dataset.split("train").texts + docs
+
+
+@dataclass
+class Translation:
+    """A concept of A carried into B, with the evidence for the match."""
+
+    source: Concept
+    target: Concept
+    metrics: dict
+    controls: dict = field(default_factory=dict)
+    layer_map: list[dict] = field(default_factory=list)
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        self.source.save(directory / "source")
+        self.target.save(directory / "target")
+        _io.write_json(directory / "translation.json", {"metrics": self.metrics, "controls": self.controls,
+                                                         "layer_map": self.layer_map})
+        return directory
+
+
+def text_scores(model: LoadedModel, texts: list[str], hook: str, readout: Readout) -> torch.Tensor:
+    """A readout at the last token of each text."""
+    return readout(at_positions(model, texts, hook)[hook])
+
+
+def evaluate_readout(model_b: LoadedModel, hook_b: str, readout: Readout, dataset: ConceptDataset) -> dict:
+    """AUROC of a B readout against the concept's labels on test and OOD (last token)."""
+    out = {}
+    for s in ("test", "ood"):
+        if s in dataset.splits:
+            d = dataset.split(s)
+            out[s] = round(auroc(text_scores(model_b, d.texts, hook_b, readout), d.labels), 4)
+        else:
+            out[s] = None
+    return out
+
+
+def choose_layer(pairs: WordPairs, score_a: torch.Tensor, hooks_b: Sequence[str], *, lam: float,
+                 val_every: int = 5) -> tuple[str, list[dict]]:
+    """Fit on most documents, score R² on every ``val_every``-th document; best B hook wins."""
+    val = (pairs.doc % val_every) == 0
+    rows = []
+    for h in hooks_b:
+        r = fit_transfer(pairs.b[h][~val], score_a[~val], lam=lam)
+        rows.append({"hook_b": h, "r2_val": round(r2_score(score_a[val], r(pairs.b[h][val])), 4)})
+    best = max(rows, key=lambda r: r["r2_val"])
+    return best["hook_b"], rows
+
+
+def translate_concept(
+    concept_a: Concept,
+    model_a: LoadedModel,
+    model_b: LoadedModel,
+    dataset: ConceptDataset,
+    *,
+    layers_b: Sequence[int] | None = None,
+    n_corpus_docs: int = 60,
+    lam: float = 1e-2,
+    pos_weight: float = 1.0,
+    native_b: Concept | None = None,
+    progress: bool = False,
+    pairs: WordPairs | None = None,
+) -> Translation:
+    """Readout transfer of ``concept_a`` (found in ``model_a``) into ``model_b``.
+
+    ``layers_b`` are the candidate resid_post layers of B (default: every third layer and the
+    last). ``native_b`` may be passed to reuse a concept already found in B.
+    """
+    if concept_a.model is None:
+        concept_a.bind(model_a)
+    if layers_b is None:
+        layers_b = sorted(set(range(1, model_b.n_layers, 3)) | {model_b.n_layers - 1})
+    hooks_b = [model_b.hook(f"resid_post.{i}").name for i in layers_b]
+    texts = shared_texts(dataset, n_corpus_docs)
+    if pairs is None:
+        pairs = paired_words(model_a, model_b, texts, [concept_a.hook], hooks_b, progress=progress)
+    score_a = concept_a.readout(pairs.a[concept_a.hook])
+    if float(score_a.std()) == 0:
+        raise InterlinguaError(f"concept '{concept_a.name}' scores every aligned word the same in {model_a.name}.")
+    hook_b, layer_rows = choose_layer(pairs, score_a, hooks_b, lam=lam)
+    readout = fit_transfer(pairs.b[hook_b], score_a, lam=lam, pos_weight=pos_weight)
+
+    native_a = concept_a.metrics.get("auroc_test")
+    if native_a is not None and native_a - 0.5 < MIN_NATIVE_GAP:
+        raise InterlinguaError(
+            f"concept '{concept_a.name}' is at chance in {model_a.name} (test AUROC {native_a}); there is "
+            "nothing to translate. Choose a concept the source model detects."
+        )
+    transfer = evaluate_readout(model_b, hook_b, readout, dataset)
+    if native_b is None:
+        native_b = find_concept(model_b, dataset, layers=layers_b, n_boot=100, n_null=4)
+    native_same_hook = find_concept(model_b, dataset, hook=hook_b, n_boot=10, n_null=2)
+    test_texts = dataset.split("test").texts
+    agreement = pearson(text_scores(model_a, test_texts, concept_a.hook, concept_a.readout),
+                        text_scores(model_b, test_texts, hook_b, readout))
+    metrics = {
+        "concept": concept_a.name, "source": model_a.name, "target": model_b.name,
+        "source_hook": concept_a.hook, "target_hook": hook_b,
+        "source_layer": model_a.hook(concept_a.hook).layer, "target_layer": model_b.hook(hook_b).layer,
+        "auroc_source_test": concept_a.metrics.get("auroc_test"), "auroc_source_ood": concept_a.metrics.get("auroc_ood"),
+        "auroc_native_target": native_b.metrics["auroc_test"], "auroc_native_target_ood": native_b.metrics["auroc_ood"],
+        "native_target_hook": native_b.hook,
+        "auroc_transfer_test": transfer["test"], "auroc_transfer_ood": transfer["ood"],
+        "recovery_test": recovery(transfer["test"], native_b.metrics["auroc_test"]),
+        "recovery_ood": recovery(transfer["ood"], native_b.metrics["auroc_ood"]),
+        "score_correlation_test": round(agreement, 4),
+        "cosine_native_same_hook": round(float(readout.direction @ native_same_hook.direction), 4),
+        "r2_val": max(r["r2_val"] for r in layer_rows), "n_words": len(pairs), "n_texts": len(texts),
+        "coverage": round(pairs.alignment.coverage, 4),
+    }
+    mean, std = standardiser(pairs.b[hook_b])
+    target = Concept(
+        name=concept_a.name, model_name=model_b.name, hook=hook_b, method="readout_transfer",
+        weight=readout.weight.contiguous(), bias=readout.bias, mean=mean, std=std,
+        typical_norm=float(pairs.b[hook_b].norm(dim=1).median()),
+        metrics={"auroc_test": transfer["test"], "auroc_ood": transfer["ood"]},
+        provenance={"translated_from": {"model": model_a.name, "hook": concept_a.hook, "concept": concept_a.name},
+                    "layer_sweep": layer_rows, "lam": lam, "pos_weight": pos_weight,
+                    "shared_text": {"concept_train_texts": dataset.size("train"), "corpus_docs": n_corpus_docs}},
+        model=model_b,
+    )
+    return Translation(source=concept_a, target=target, metrics=metrics, layer_map=layer_rows)

@@ -1,0 +1,91 @@
+"""The fast paper suite must pass; its must-fail controls must come out as failures; and each gate
+must be able to fail (a check run on the wrong setting reports ``passed=False``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from interlingua.errors import InterlinguaError
+from interlingua.toy import suite
+from interlingua.toy.cli import add_toy_parser
+
+FAST = [c.name for c in suite.select(tier="fast")]
+SLOW = [c.name for c in suite.select(tier="slow") if c.tier == "slow"]
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_fast_check_passes(name):
+    result = suite.run_check(suite.CHECKS[name])
+    assert result.passed, f"{name}: measured {result.measured}, expected {result.expected}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SLOW)
+def test_slow_check_passes(name):
+    result = suite.run_check(suite.CHECKS[name])
+    assert result.passed, f"{name}: measured {result.measured}, expected {result.expected}"
+
+
+def test_dense_gaussian_control_is_a_failure_of_the_sae():
+    """The control's check passes because the SAE *fails* on it: it recovers almost nothing."""
+    control = suite._sae_cell(2.0, 1.0, gaussian=True)
+    sparse = suite._sae_cell(2.0, 1.0)
+    assert control["recovery"] <= 0.2 < 0.95 <= sparse["recovery"]
+
+
+def test_sae_gates_can_fail():
+    """The recovery gate rejects the bad dictionaries; the collapse gate rejects the good one."""
+    good, small, strong = (suite._sae_cell(2.0, 1.0), suite._sae_cell(0.5, 1.0), suite._sae_cell(2.0, 10.0))
+    assert not (small["mmcs"] >= 0.97 and small["recovery"] >= 0.95)
+    assert not (good["l0"] < 0.5 and good["fvu"] > 0.95)
+    # a collapsed dictionary can keep well-aligned decoder atoms: health, not MMCS, shows the failure
+    assert strong["l0"] < 0.5 and strong["fvu"] > 0.95
+
+
+def test_tms_gates_can_fail():
+    """Dense data gives no superposition, so the sparse half of the intro gate would fail on it."""
+    dense = suite.tms_sweep(5, 2, 0.9, (1.0, 0.05), suite.DEFAULT_SEEDS)[0]
+    assert suite._n_rep(dense.W) == 2 < 4
+
+
+def _parse(argv):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="interlingua")
+    add_toy_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_cli_json_records(capsys):
+    args = _parse(["toy", "reproduce", "--json", "--only", "polytope_dimensionalities", "s_curve_plateaus"])
+    args.fn(args)
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["name"] for r in records] == ["polytope_dimensionalities", "s_curve_plateaus"]
+    for r in records:
+        assert set(r) == {"name", "passed", "measured", "expected", "seconds"} and r["passed"]
+
+
+def test_cli_human_output_and_figures_skip(capsys, tmp_path):
+    args = _parse(["toy", "reproduce", "--only", "polytope_dimensionalities", "--figures", str(tmp_path)])
+    args.fn(args)
+    out = capsys.readouterr().out
+    assert "PASS  polytope_dimensionalities" in out and "1/1 checks passed" in out
+    assert "figures" in out
+
+
+def test_cli_errors():
+    args = _parse(["toy", "reproduce", "--only", "no_such_check"])
+    with pytest.raises(InterlinguaError, match="unknown check"):
+        args.fn(args)
+    args = _parse(["toy", "reproduce", "--seeds", "0"])
+    with pytest.raises(InterlinguaError, match="--seeds"):
+        args.fn(args)
+
+
+def test_list(capsys):
+    args = _parse(["toy", "list", "--json"])
+    args.fn(args)
+    names = [r["name"] for r in json.loads(capsys.readouterr().out)]
+    assert set(FAST) <= set(names) and set(SLOW) <= set(names)
