@@ -86,3 +86,26 @@ def test_translate_pipeline_on_tiny_models(llama, gemma):
     assert {"recovery_test", "recovery_ood", "auroc_native_target", "auroc_transfer_test", "source_layer",
             "target_layer"} <= set(m)
     assert len(tr.layer_map) == 2 and tr.target.weight.shape == (64,)
+
+
+def test_controls_behave_on_tiny_models(llama, gemma):
+    """Every control runs through the same code path and reports what it must do."""
+    names = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu"]
+    items = [{"positive": f"{n} said yes {i}.", "negative": f"{n} said no {i}."} for i, n in enumerate(names * 4)]
+    ds = from_dict({"name": "yes_no", "train": items[:30], "test": items[30:42], "ood": items[42:]})
+    ca = find_concept(llama, ds, hook="resid_post.2", n_boot=10, n_null=2)
+    tr = translate_concept(ca, llama, gemma, ds, layers_b=[3], n_corpus_docs=4, controls=("all",))
+    assert set(tr.controls) == {"shuffled_pairing", "label_shuffle", "off_by_one", "random_init_target",
+                                "lexical_only_target", "self_translation", "synthetic_pair"}
+    for name, res in tr.controls.items():
+        assert {"value", "band", "must", "passed"} <= set(res), name
+    assert tr.controls["synthetic_pair"]["passed"] and tr.controls["synthetic_pair"]["value"] > 0.99
+
+
+def test_unknown_control(llama, gemma):
+    items = [{"positive": f"p{i} yes.", "negative": f"p{i} no."} for i in range(30)]
+    ds = from_dict({"name": "yn", "train": items[:20], "test": items[20:]})
+    ca = find_concept(llama, ds, hook="resid_post.1", n_boot=5, n_null=1)
+    from interlingua.errors import InterlinguaError
+    with pytest.raises(InterlinguaError, match="unknown control"):
+        translate_concept(ca, llama, gemma, ds, layers_b=[1], n_corpus_docs=2, controls=("nope",))

@@ -253,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the metrics as JSON")
     s.set_defaults(fn=cmd_concept_find)
 
+    from interlingua.toy.cli import add_toy_parser
+
+    add_toy_parser(sub)
+
     s = sub.add_parser("demo", help="the main job on the bundled real models",
                        description="Load both bundled models, extract activations on the bundled corpus, "
                                    "align their words across the two tokenizers, and report what was done.")

@@ -113,13 +113,15 @@ def translate_concept(
     lam: float = 1e-2,
     pos_weight: float = 1.0,
     native_b: Concept | None = None,
+    controls: Sequence[str] = (),
     progress: bool = False,
     pairs: WordPairs | None = None,
 ) -> Translation:
     """Readout transfer of ``concept_a`` (found in ``model_a``) into ``model_b``.
 
     ``layers_b`` are the candidate resid_post layers of B (default: every third layer and the
-    last). ``native_b`` may be passed to reuse a concept already found in B.
+    last). ``native_b`` may be passed to reuse a concept already found in B. ``controls``
+    names the controls to run (see :data:`CONTROLS`; ``("all",)`` for every one).
     """
     if concept_a.model is None:
         concept_a.bind(model_a)
@@ -174,4 +176,40 @@ def translate_concept(
                     "shared_text": {"concept_train_texts": dataset.size("train"), "corpus_docs": n_corpus_docs}},
         model=model_b,
     )
-    return Translation(source=concept_a, target=target, metrics=metrics, layer_map=layer_rows)
+    ran = run_controls(
+        CONTROLS if "all" in controls else controls, concept_a=concept_a, model_a=model_a, model_b=model_b,
+        dataset=dataset, pairs=pairs, score_a=score_a, hook_b=hook_b, texts=texts, metrics=metrics, lam=lam,
+        n_corpus_docs=n_corpus_docs)
+    return Translation(source=concept_a, target=target, metrics=metrics, controls=ran, layer_map=layer_rows)
+
+
+CONTROLS = ("shuffled_pairing", "label_shuffle", "off_by_one", "random_init_target", "lexical_only_target",
+            "self_translation", "synthetic_pair")
+
+
+def run_controls(names: Sequence[str], *, concept_a: Concept, model_a: LoadedModel, model_b: LoadedModel,
+                 dataset: ConceptDataset, pairs: WordPairs, score_a: torch.Tensor, hook_b: str, texts: list[str],
+                 metrics: dict, lam: float, n_corpus_docs: int) -> dict:
+    """Run the named controls; each result says what it must do and whether it did."""
+    from interlingua.translate import controls as c
+
+    unknown = set(names) - set(CONTROLS)
+    if unknown:
+        raise InterlinguaError(f"unknown control(s) {sorted(unknown)}; choose from {', '.join(CONTROLS)} or 'all'.")
+    out: dict = {}
+    for name in names:
+        if name == "shuffled_pairing":
+            out[name] = c.shuffled_pairing(pairs, score_a, model_b, hook_b, dataset, lam=lam)
+        elif name == "label_shuffle":
+            out[name] = c.label_shuffle(concept_a, model_a, pairs, model_b, hook_b, dataset, lam=lam)
+        elif name == "off_by_one":
+            out[name] = c.off_by_one(concept_a, model_a, model_b, hook_b, texts, metrics["r2_val"], lam=lam)
+        elif name in ("random_init_target", "lexical_only_target"):
+            kind = "random_init" if name == "random_init_target" else "lexical_only"
+            out[name] = c.floor_model(kind, concept_a, model_a, model_b, hook_b, texts, dataset,
+                                      metrics["auroc_native_target"], metrics["auroc_transfer_test"], lam=lam)
+        elif name == "self_translation":
+            out[name] = c.self_translation(concept_a, model_a, dataset, lam=lam, n_corpus_docs=n_corpus_docs)
+        elif name == "synthetic_pair":
+            out[name] = c.synthetic_pair(pairs, score_a, concept_a)
+    return out

@@ -1,0 +1,113 @@
+"""Controls for a translation: each run through the same code path, with the band it must land in.
+
+Must-fail controls (the transfer must collapse to chance):
+  * shuffled word pairing — B's rows permuted against A's scores before fitting;
+  * label shuffle — A's concept fitted on shuffled labels, then translated.
+Floors (must be beaten by the real B):
+  * off-by-one alignment — B read one token early; held-out R² must drop;
+  * random-init B and lexical-only B (trained embeddings, random blocks).
+Positive controls (must succeed):
+  * A translated to itself — the ceiling;
+  * a synthetic B = A·R + noise with a known R — recovery must be exact (R² ≈ 1).
+
+Each control is a dict ``{"value", "band", "must", "passed", ...}``; ``must`` says in words
+what it has to do.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from interlingua.activations import at_positions
+from interlingua.concepts.concept import Concept
+from interlingua.concepts.dataset import ConceptDataset
+from interlingua.concepts.find import fit, shuffle_labels
+from interlingua.metrics import auroc_null_band
+from interlingua.models.controls import lexical_only_copy, random_init_copy
+from interlingua.models.loaded import LoadedModel
+from interlingua.similarity import r2_score
+from interlingua.translate.pairs import WordPairs, paired_words
+from interlingua.translate.readout import fit_transfer
+from interlingua.translate.translate import evaluate_readout, recovery, shared_texts
+
+
+def _chance(dataset: ConceptDataset, split: str = "test") -> list[float]:
+    d = dataset.split(split)
+    lo, hi = auroc_null_band(int(d.binary.sum()), int((~d.binary).sum()), level=0.99)
+    return [round(lo, 4), round(hi, 4)]
+
+
+def _within(value: float, band: list[float]) -> bool:
+    return band[0] <= value <= band[1]
+
+
+def shuffled_pairing(pairs: WordPairs, score_a: torch.Tensor, model_b: LoadedModel, hook_b: str,
+                     dataset: ConceptDataset, *, lam: float, seed: int = 0) -> dict:
+    perm = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))
+    readout = fit_transfer(pairs.b[hook_b][perm], score_a, lam=lam)
+    value = evaluate_readout(model_b, hook_b, readout, dataset)["test"]
+    band = _chance(dataset)
+    return {"value": value, "band": band, "must": "transfer AUROC inside the chance band", "passed": _within(value, band)}
+
+
+def label_shuffle(concept_a: Concept, model_a: LoadedModel, pairs: WordPairs, model_b: LoadedModel, hook_b: str,
+                  dataset: ConceptDataset, *, lam: float, seed: int = 0) -> dict:
+    train = dataset.split("train")
+    x = at_positions(model_a, train.texts, concept_a.hook)[concept_a.hook]
+    shuffled = fit(concept_a.method if concept_a.method in ("diff_of_means", "logistic", "pca") else "logistic",
+                   x, shuffle_labels(train, torch.Generator().manual_seed(seed)))
+    score = shuffled(pairs.a[concept_a.hook])
+    readout = fit_transfer(pairs.b[hook_b], score, lam=lam)
+    value = evaluate_readout(model_b, hook_b, readout, dataset)["test"]
+    band = _chance(dataset)
+    return {"value": value, "band": band, "must": "transfer AUROC inside the chance band", "passed": _within(value, band)}
+
+
+def off_by_one(concept_a: Concept, model_a: LoadedModel, model_b: LoadedModel, hook_b: str, texts: list[str],
+               r2_aligned: float, *, lam: float) -> dict:
+    shifted = paired_words(model_a, model_b, texts, [concept_a.hook], [hook_b], shift_b=-1)
+    score = concept_a.readout(shifted.a[concept_a.hook])
+    val = (shifted.doc % 5) == 0
+    readout = fit_transfer(shifted.b[hook_b][~val], score[~val], lam=lam)
+    value = round(r2_score(score[val], readout(shifted.b[hook_b][val])), 4)
+    return {"value": value, "band": [None, r2_aligned], "must": f"held-out R² below the aligned {r2_aligned}",
+            "passed": value < r2_aligned}
+
+
+def floor_model(kind: str, concept_a: Concept, model_a: LoadedModel, model_b: LoadedModel, hook_b: str,
+                texts: list[str], dataset: ConceptDataset, auroc_native: float, transfer: float, *, lam: float) -> dict:
+    copy = random_init_copy(model_b) if kind == "random_init" else lexical_only_copy(model_b)
+    pairs = paired_words(model_a, copy, texts, [concept_a.hook], [hook_b])
+    readout = fit_transfer(pairs.b[hook_b], concept_a.readout(pairs.a[concept_a.hook]), lam=lam)
+    value = evaluate_readout(copy, hook_b, readout, dataset)["test"]
+    rec = recovery(value, auroc_native)
+    return {"value": value, "recovery": rec, "band": [None, transfer],
+            "must": f"transfer AUROC below the real {model_b.name}'s {transfer} (a floor to beat)",
+            "passed": value < transfer}
+
+
+def synthetic_pair(pairs: WordPairs, score_a: torch.Tensor, concept_a: Concept, *, noise: float = 0.01,
+                   seed: int = 0) -> dict:
+    """B := A·R + noise with a random R; the transfer must reproduce A's score on held-out words."""
+    xa = pairs.a[concept_a.hook].double()
+    g = torch.Generator().manual_seed(seed)
+    d = xa.shape[1]
+    r = torch.randn(d, d + 64, generator=g, dtype=torch.float64) / d ** 0.5
+    xb = xa @ r
+    xb = xb + noise * xb.std() * torch.randn(xb.shape, generator=g, dtype=torch.float64)
+    val = (pairs.doc % 5) == 0
+    readout = fit_transfer(xb[~val], score_a[~val], lam=1e-6)
+    value = round(r2_score(score_a[val], readout(xb[val])), 4)
+    return {"value": value, "band": [0.99, 1.0], "must": "held-out R² ≥ 0.99 (exact recovery)", "passed": value >= 0.99}
+
+
+def self_translation(concept_a: Concept, model_a: LoadedModel, dataset: ConceptDataset, *, lam: float,
+                     n_corpus_docs: int) -> dict:
+    texts = shared_texts(dataset, n_corpus_docs)
+    pairs = paired_words(model_a, model_a, texts, [concept_a.hook], [concept_a.hook])
+    readout = fit_transfer(pairs.b[concept_a.hook], concept_a.readout(pairs.a[concept_a.hook]), lam=lam)
+    value = evaluate_readout(model_a, concept_a.hook, readout, dataset)["test"]
+    native = concept_a.metrics.get("auroc_test")
+    rec = recovery(value, native)
+    return {"value": value, "recovery": rec, "band": [0.9, None], "must": "recovery ≥ 0.9 (the ceiling)",
+            "passed": rec is not None and rec >= 0.9}
