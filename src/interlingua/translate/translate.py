@@ -78,13 +78,25 @@ def text_scores(model: LoadedModel, texts: list[str], hook: str, readout: Readou
     return readout(at_positions(model, texts, hook)[hook])
 
 
+_SPLIT_ACTS: dict[tuple, torch.Tensor] = {}
+
+
+def _split_acts(model: LoadedModel, hook: str, dataset: ConceptDataset, split: str) -> torch.Tensor:
+    """Last-token activations of a concept split, memoised (controls score many readouts on them)."""
+    key = (id(model.model), model.name, hook, dataset.digest, split)
+    if key not in _SPLIT_ACTS:
+        if len(_SPLIT_ACTS) > 64:
+            _SPLIT_ACTS.clear()
+        _SPLIT_ACTS[key] = at_positions(model, dataset.split(split).texts, hook)[hook]
+    return _SPLIT_ACTS[key]
+
+
 def evaluate_readout(model_b: LoadedModel, hook_b: str, readout: Readout, dataset: ConceptDataset) -> dict:
     """AUROC of a B readout against the concept's labels on test and OOD (last token)."""
     out = {}
     for s in ("test", "ood"):
         if s in dataset.splits:
-            d = dataset.split(s)
-            out[s] = round(auroc(text_scores(model_b, d.texts, hook_b, readout), d.labels), 4)
+            out[s] = round(auroc(readout(_split_acts(model_b, hook_b, dataset, s)), dataset.split(s).labels), 4)
         else:
             out[s] = None
     return out
@@ -178,7 +190,7 @@ def translate_concept(
     )
     ran = run_controls(
         CONTROLS if "all" in controls else controls, concept_a=concept_a, model_a=model_a, model_b=model_b,
-        dataset=dataset, pairs=pairs, score_a=score_a, hook_b=hook_b, texts=texts, metrics=metrics, lam=lam,
+        dataset=dataset, native_b=native_b, pairs=pairs, score_a=score_a, hook_b=hook_b, texts=texts, metrics=metrics, lam=lam,
         n_corpus_docs=n_corpus_docs)
     return Translation(source=concept_a, target=target, metrics=metrics, controls=ran, layer_map=layer_rows)
 
@@ -188,7 +200,7 @@ CONTROLS = ("shuffled_pairing", "label_shuffle", "off_by_one", "random_init_targ
 
 
 def run_controls(names: Sequence[str], *, concept_a: Concept, model_a: LoadedModel, model_b: LoadedModel,
-                 dataset: ConceptDataset, pairs: WordPairs, score_a: torch.Tensor, hook_b: str, texts: list[str],
+                 dataset: ConceptDataset, native_b: Concept, pairs: WordPairs, score_a: torch.Tensor, hook_b: str, texts: list[str],
                  metrics: dict, lam: float, n_corpus_docs: int) -> dict:
     """Run the named controls; each result says what it must do and whether it did."""
     from interlingua.translate import controls as c
@@ -201,9 +213,10 @@ def run_controls(names: Sequence[str], *, concept_a: Concept, model_a: LoadedMod
         if name == "shuffled_pairing":
             out[name] = c.shuffled_pairing(pairs, score_a, model_b, hook_b, dataset, lam=lam)
         elif name == "label_shuffle":
-            out[name] = c.label_shuffle(concept_a, model_a, pairs, model_b, hook_b, dataset, lam=lam)
+            out[name] = c.label_shuffle(concept_a, model_a, pairs, model_b, hook_b, dataset, native_b, lam=lam)
         elif name == "off_by_one":
-            out[name] = c.off_by_one(concept_a, model_a, model_b, hook_b, texts, metrics["r2_val"], lam=lam)
+            out[name] = c.off_by_one(concept_a, model_a, model_b, hook_b, texts, dataset,
+                                     metrics["auroc_transfer_test"], lam=lam)
         elif name in ("random_init_target", "lexical_only_target"):
             kind = "random_init" if name == "random_init_target" else "lexical_only"
             out[name] = c.floor_model(kind, concept_a, model_a, model_b, hook_b, texts, dataset,

@@ -1,0 +1,21 @@
+"""Readout transfer between the two real bundled models (slow)."""
+
+import pytest
+
+from interlingua.concepts import find_concept, load_concept
+from interlingua.models import load_model
+from interlingua.translate import translate_concept
+
+pytestmark = pytest.mark.slow
+
+
+def test_plural_noun_transfers_from_smollm2_to_gemma3():
+    a, b = load_model("smollm2-135m", dtype="bfloat16"), load_model("gemma3-270m", dtype="bfloat16")
+    ds = load_concept("plural_noun")
+    ca = find_concept(a, ds, layers=range(1, a.n_layers, 6), n_boot=50, n_null=4)
+    tr = translate_concept(ca, a, b, ds, layers_b=[4, 10], n_corpus_docs=20,
+                           controls=("shuffled_pairing", "synthetic_pair"))
+    m = tr.metrics
+    assert m["recovery_test"] is not None and m["recovery_test"] >= 0.6, m
+    assert m["coverage"] > 0.95
+    assert all(c["passed"] for c in tr.controls.values()), tr.controls
