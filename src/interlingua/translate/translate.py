@@ -211,7 +211,7 @@ def run_controls(names: Sequence[str], *, concept_a: Concept, model_a: LoadedMod
     out: dict = {}
     for name in names:
         if name == "shuffled_pairing":
-            out[name] = c.shuffled_pairing(pairs, score_a, model_b, hook_b, dataset, lam=lam)
+            out[name] = c.shuffled_pairing(pairs, score_a, model_b, hook_b, dataset, native_b, lam=lam)
         elif name == "label_shuffle":
             out[name] = c.label_shuffle(concept_a, model_a, pairs, model_b, hook_b, dataset, native_b, lam=lam)
         elif name == "off_by_one":
