@@ -70,7 +70,7 @@ def test_control_models_differ_where_they_should(llama):
     rnd, lex = random_init_copy(llama), lexical_only_copy(llama)
     emb = lambda m: m.model.get_input_embeddings().weight  # noqa: E731
     assert torch.equal(emb(lex), emb(llama)) and not torch.equal(emb(rnd), emb(llama))
-    p0 = lambda m: next(iter(m.model.base_model.layers[0].parameters()))  # noqa: E731
+    p0 = lambda m: next(iter(m.model.base_model.layers[0].parameters())).detach()  # noqa: E731
     assert not torch.equal(p0(lex), p0(llama))
     assert abs(float(p0(rnd).std()) - float(p0(llama).std())) < 0.1 * float(p0(llama).std()) + 1e-6
 
