@@ -86,6 +86,10 @@ def test_translate_pipeline_on_tiny_models(llama, gemma):
     assert {"recovery_test", "recovery_ood", "auroc_native_target", "auroc_transfer_test", "source_layer",
             "target_layer"} <= set(m)
     assert len(tr.layer_map) == 2 and tr.target.weight.shape == (64,)
+    assert {(r["hook_a"], r["hook_b"]) for r in tr.layer_pair_map} == {
+        ("resid_post.1", "resid_post.1"), ("resid_post.1", "resid_post.3"),
+        ("resid_post.2", "resid_post.1"), ("resid_post.2", "resid_post.3")}
+    assert {"value", "null_band", "p"} <= set(m["cka_debiased_chosen_pair"])
 
 
 def test_controls_behave_on_tiny_models(llama, gemma):

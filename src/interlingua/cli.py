@@ -185,6 +185,15 @@ def _print_translation(tr) -> None:
               f"must: {c['must']})")
     print("  B layer sweep (held-out R² of A's score): "
           + ", ".join(f"{r['hook_b']} {r['r2_val']}" for r in tr.layer_map))
+    ck = m["cka_debiased_chosen_pair"]
+    print(f"  debiased CKA {m['source_hook']} × {m['target_hook']}: {ck['value']} (shuffled-pairing null "
+          f"{ck['null_mean']}, band {ck['null_band']}, p {ck['p']})")
+    hooks_b = list(dict.fromkeys(r["hook_b"] for r in tr.layer_pair_map))
+    print("  layer-pair map, debiased CKA (A rows × B columns):")
+    print("    " + " " * 16 + "".join(f"{h:>15}" for h in hooks_b))
+    for ha in dict.fromkeys(r["hook_a"] for r in tr.layer_pair_map):
+        vals = {r["hook_b"]: r["cka_debiased"] for r in tr.layer_pair_map if r["hook_a"] == ha}
+        print(f"    {ha:<16}" + "".join(f"{vals[h]:>15.3f}" for h in hooks_b))
 
 
 def cmd_translate(args) -> None:
@@ -206,7 +215,8 @@ def cmd_translate(args) -> None:
     if args.out:
         tr.save(args.out)
     if args.json:
-        return _print_json({**tr.metrics, "controls": tr.controls, "layer_map": tr.layer_map, "saved_to": args.out})
+        return _print_json({**tr.metrics, "controls": tr.controls, "layer_map": tr.layer_map,
+                            "layer_pair_map": tr.layer_pair_map, "saved_to": args.out})
     _print_translation(tr)
     if args.out:
         print(f"  saved to {args.out}")

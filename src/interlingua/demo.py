@@ -56,6 +56,7 @@ def run_demo(out: Path, concepts: tuple[str, ...] = CONCEPTS, dtype: str = "bflo
                                    n_corpus_docs=corpus_docs)
             tr.save(out / f"{name}-{a}-to-{b}")
             rec = {**tr.metrics, "kind": ds.kind, "controls": tr.controls, "layer_map": tr.layer_map,
+                   "layer_pair_map": tr.layer_pair_map,
                    "seconds": round(time.perf_counter() - t0, 1)}
             rows.append(rec)
             say(f"  {name}: {a} → {b}: transferred AUROC {rec['auroc_transfer_test']} vs native "

@@ -63,13 +63,15 @@ class Translation:
     metrics: dict
     controls: dict = field(default_factory=dict)
     layer_map: list[dict] = field(default_factory=list)
+    layer_pair_map: list[dict] = field(default_factory=list)
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         self.source.save(directory / "source")
         self.target.save(directory / "target")
         _io.write_json(directory / "translation.json", {"metrics": self.metrics, "controls": self.controls,
-                                                         "layer_map": self.layer_map})
+                                                         "layer_map": self.layer_map,
+                                                         "layer_pair_map": self.layer_pair_map})
         return directory
 
 
@@ -100,6 +102,17 @@ def evaluate_readout(model_b: LoadedModel, hook_b: str, readout: Readout, datase
         else:
             out[s] = None
     return out
+
+
+def layer_pair_map(pairs: WordPairs, hooks_a: Sequence[str], hooks_b: Sequence[str], *, n: int = 1500,
+                   seed: int = 0) -> list[dict]:
+    """Debiased CKA between every A hook and every B hook on a random subsample of aligned words."""
+    from interlingua.similarity import cka_debiased
+
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.randperm(len(pairs), generator=gen)[:n]
+    return [{"hook_a": ha, "hook_b": hb, "cka_debiased": round(cka_debiased(pairs.a[ha][rows], pairs.b[hb][rows]), 4)}
+            for ha in hooks_a for hb in hooks_b]
 
 
 def choose_layer(pairs: WordPairs, score_a: torch.Tensor, hooks_b: Sequence[str], *, lam: float,
@@ -141,8 +154,12 @@ def translate_concept(
         layers_b = sorted(set(range(1, model_b.n_layers, 3)) | {model_b.n_layers - 1})
     hooks_b = [model_b.hook(f"resid_post.{i}").name for i in layers_b]
     texts = shared_texts(dataset, n_corpus_docs)
+    # A hooks for the layer-pair map: every third layer up to the concept's (no deeper: free to read)
+    layer_a = model_a.hook(concept_a.hook).layer
+    hooks_a = sorted({f"resid_post.{i}" for i in range(1, layer_a, 3)} | {concept_a.hook},
+                     key=lambda h: model_a.hook(h))
     if pairs is None:
-        pairs = paired_words(model_a, model_b, texts, [concept_a.hook], hooks_b, progress=progress)
+        pairs = paired_words(model_a, model_b, texts, hooks_a, hooks_b, progress=progress)
     score_a = concept_a.readout(pairs.a[concept_a.hook])
     if float(score_a.std()) == 0:
         raise InterlinguaError(f"concept '{concept_a.name}' scores every aligned word the same in {model_a.name}.")
@@ -192,7 +209,14 @@ def translate_concept(
         CONTROLS if "all" in controls else controls, concept_a=concept_a, model_a=model_a, model_b=model_b,
         dataset=dataset, native_b=native_b, pairs=pairs, score_a=score_a, hook_b=hook_b, texts=texts, metrics=metrics, lam=lam,
         n_corpus_docs=n_corpus_docs)
-    return Translation(source=concept_a, target=target, metrics=metrics, controls=ran, layer_map=layer_rows)
+    pair_map = layer_pair_map(pairs, [h for h in hooks_a if h in pairs.a], hooks_b)
+    from interlingua.similarity import cka_debiased, permutation_test
+
+    sub = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(1))[:1000]
+    metrics["cka_debiased_chosen_pair"] = permutation_test(
+        cka_debiased, pairs.a[concept_a.hook][sub], pairs.b[hook_b][sub], n_perm=10)
+    return Translation(source=concept_a, target=target, metrics=metrics, controls=ran, layer_map=layer_rows,
+                       layer_pair_map=pair_map)
 
 
 CONTROLS = ("shuffled_pairing", "label_shuffle", "off_by_one", "random_init_target", "lexical_only_target",
