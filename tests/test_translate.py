@@ -6,7 +6,6 @@ import torch
 from interlingua.concepts import find_concept
 from interlingua.concepts.dataset import from_dict
 from interlingua.concepts.methods import Readout
-from interlingua.metrics import auroc
 from interlingua.models.controls import lexical_only_copy, random_init_copy
 from interlingua.similarity import r2_score
 from interlingua.translate import fit_transfer, paired_words, recovery, translate_concept

@@ -22,6 +22,7 @@ from interlingua.activations import at_positions
 from interlingua.concepts.concept import Concept
 from interlingua.concepts.dataset import ConceptDataset
 from interlingua.concepts.find import fit, shuffle_labels
+from interlingua.concepts.methods import Readout
 from interlingua.metrics import auroc_null_band
 from interlingua.models.controls import lexical_only_copy, random_init_copy
 from interlingua.models.loaded import LoadedModel
@@ -47,40 +48,42 @@ def _widen(band: list[float], other: list[float] | None) -> list[float]:
     return [round(min(band[0], other[0]), 4), round(max(band[1], other[1]), 4)]
 
 
+def _must_fail(readouts: list[Readout], model_b: LoadedModel, hook_b: str, dataset: ConceptDataset,
+               widen_by: list[float] | None, widened_by: str) -> dict:
+    """Mean transfer AUROC of readouts fitted to broken data, against the chance band widened by
+    one of B's own nulls (a readout fitted to noise is a random-ish direction, and on templated
+    data a random direction can separate the classes by itself)."""
+    values = [evaluate_readout(model_b, hook_b, r, dataset)["test"] for r in readouts]
+    value = round(sum(values) / len(values), 4)
+    band = _widen(_chance(dataset), widen_by)
+    return {"value": value, "runs": values, "band": band, "chance_band": _chance(dataset),
+            "must": f"mean transfer AUROC inside the chance band widened by B's {widened_by} band",
+            "passed": _within(value, band)}
+
+
 def shuffled_pairing(pairs: WordPairs, score_a: torch.Tensor, model_b: LoadedModel, hook_b: str,
                      dataset: ConceptDataset, native_b: Concept, *, lam: float, seeds: int = 3) -> dict:
-    """B's rows permuted against A's scores before fitting. A readout fitted to unrelated targets
-    is a random-ish direction, so its band is the chance band widened by B's random-direction band."""
-    values = []
+    """B's rows permuted against A's scores before fitting."""
+    readouts = []
     for seed in range(seeds):
         perm = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))
-        readout = fit_transfer(pairs.b[hook_b][perm], score_a, lam=lam)
-        values.append(evaluate_readout(model_b, hook_b, readout, dataset)["test"])
-    value = round(sum(values) / len(values), 4)
-    band = _widen(_chance(dataset), native_b.metrics.get("auroc_random_direction_band"))
-    return {"value": value, "runs": values, "band": band, "chance_band": _chance(dataset),
-            "must": "mean transfer AUROC inside the chance band widened by B's random-direction band",
-            "passed": _within(value, band)}
+        readouts.append(fit_transfer(pairs.b[hook_b][perm], score_a, lam=lam))
+    return _must_fail(readouts, model_b, hook_b, dataset, native_b.metrics.get("auroc_random_direction_band"),
+                      "random-direction")
 
 
 def label_shuffle(concept_a: Concept, model_a: LoadedModel, pairs: WordPairs, model_b: LoadedModel, hook_b: str,
                   dataset: ConceptDataset, native_b: Concept, *, lam: float, seeds: int = 3) -> dict:
-    """A's concept refitted on shuffled labels, then translated. Its band is the chance band
-    widened by B's own shuffled-label band: a probe fitted to noise lands on a random-ish
-    direction, and on templated data a random direction can separate the classes by itself."""
+    """A's concept refitted on shuffled labels, then translated."""
     train = dataset.split("train")
     x = at_positions(model_a, train.texts, concept_a.hook)[concept_a.hook]
     method = concept_a.method if concept_a.method in ("diff_of_means", "logistic", "pca") else "logistic"
-    values = []
+    readouts = []
     for seed in range(seeds):
         shuffled = fit(method, x, shuffle_labels(train, torch.Generator().manual_seed(seed)))
-        readout = fit_transfer(pairs.b[hook_b], shuffled(pairs.a[concept_a.hook]), lam=lam)
-        values.append(evaluate_readout(model_b, hook_b, readout, dataset)["test"])
-    value = round(sum(values) / len(values), 4)
-    band = _widen(_chance(dataset), native_b.metrics.get("auroc_shuffled_labels_band"))
-    return {"value": value, "runs": values, "band": band, "chance_band": _chance(dataset),
-            "must": "mean transfer AUROC inside the chance band widened by B's shuffled-label band",
-            "passed": _within(value, band)}
+        readouts.append(fit_transfer(pairs.b[hook_b], shuffled(pairs.a[concept_a.hook]), lam=lam))
+    return _must_fail(readouts, model_b, hook_b, dataset, native_b.metrics.get("auroc_shuffled_labels_band"),
+                      "shuffled-label")
 
 
 def off_by_one(concept_a: Concept, model_a: LoadedModel, model_b: LoadedModel, hook_b: str, texts: list[str],

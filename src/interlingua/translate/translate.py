@@ -27,7 +27,7 @@ from interlingua.concepts.find import find_concept
 from interlingua.concepts.methods import Readout, standardiser
 from interlingua.data.corpus import load_corpus
 from interlingua.errors import InterlinguaError
-from interlingua.metrics import auroc, auroc_null_band
+from interlingua.metrics import auroc
 from interlingua.models.loaded import LoadedModel
 from interlingua.similarity import r2_score
 from interlingua.translate.pairs import WordPairs, paired_words
