@@ -229,6 +229,34 @@ def _forward_batch(
     return store
 
 
+def _read_docs(
+    model: LoadedModel,
+    tok: _Tokenized,
+    docs: Sequence[int],
+    points: list[HookPoint],
+    rows_of: Callable[[int], list[int] | slice],
+    *,
+    batch_tokens: int,
+    on_tokens: Callable[[int], None] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Run ``docs`` in length-sorted batches and keep, per hook, the rows ``rows_of(doc)`` of
+    each document, concatenated in the order of ``docs``."""
+    lengths = [len(x) for x in tok.ids]
+    kept: dict[int, dict[str, torch.Tensor]] = {}
+    for batch in _batches(lengths, docs, batch_tokens):
+        store = _forward_batch(model, points, [tok.ids[d] for d in batch])
+        for r, d in enumerate(batch):
+            # clone: a view would keep the whole padded batch alive until the final concatenation
+            kept[d] = {h: store[h][r, rows_of(d)].cpu().clone() for h in store}
+        if on_tokens:
+            on_tokens(sum(lengths[d] for d in batch))
+    return {
+        p.name: torch.cat([kept[d][p.name] for d in docs if d in kept])
+        if kept else torch.empty(0, model.d_model, dtype=model.dtype)
+        for p in points
+    }
+
+
 def _extract_docs(
     model: LoadedModel,
     tok: _Tokenized,
@@ -241,20 +269,9 @@ def _extract_docs(
 ) -> Activations:
     """Activations for ``docs`` (in document order, positions ascending)."""
     lengths = [len(x) for x in tok.ids]
-    per_doc: dict[int, dict[str, torch.Tensor]] = {}
-    for batch in _batches(lengths, docs, batch_tokens):
-        store = _forward_batch(model, points, [tok.ids[d] for d in batch])
-        for r, d in enumerate(batch):
-            per_doc[d] = {h: store[h][r, skip_first : lengths[d]].cpu() for h in store}
-        if on_tokens:
-            on_tokens(sum(lengths[d] for d in batch))
+    vectors = _read_docs(model, tok, docs, points, lambda d: slice(skip_first, lengths[d]),
+                         batch_tokens=batch_tokens, on_tokens=on_tokens)
     rows = [(d, p) for d in docs for p in range(skip_first, lengths[d])]
-    d_model = model.d_model
-    vectors = {
-        p.name: torch.cat([per_doc[d][p.name] for d in docs if d in per_doc])
-        if per_doc else torch.empty(0, d_model, dtype=model.dtype)
-        for p in points
-    }
     token_ids = [tok.ids[d][p] for d, p in rows]
     return Activations(
         vectors=vectors,
@@ -450,7 +467,7 @@ def extract_to_disk(
         _io.write_json(out / "manifest.json", manifest)
     done = {s["index"] for s in manifest["shards"] if (out / s["file"]).is_file()}
     manifest["shards"] = [s for s in manifest["shards"] if s["index"] in done]
-    remaining = sum(lengths[a:b] and sum(lengths[a:b]) for i, (a, b) in enumerate(plan) if i not in done)
+    remaining = sum(sum(lengths[a:b]) for i, (a, b) in enumerate(plan) if i not in done)
     with tqdm(total=remaining, unit="tok", desc=f"{model.name} → {out.name}", disable=not progress) as bar:
         for i, (a, b) in enumerate(plan):
             if i in done:
@@ -503,16 +520,7 @@ def at_positions(
         if any(not 0 <= p < lengths[t] for p in resolved):
             raise InterlinguaError(f"text {t} has {lengths[t]} tokens; cannot read positions {list(pos)}.")
         picks.append(resolved)
-    rows: dict[int, dict[str, torch.Tensor]] = {}
     with tqdm(total=sum(lengths), unit="tok", desc=model.name, disable=not progress) as bar:
-        for batch in _batches(lengths, range(len(texts)), batch_tokens):
-            store = _forward_batch(model, points, [tok.ids[d] for d in batch])
-            for r, d in enumerate(batch):
-                rows[d] = {h: store[h][r, picks[d]].float().cpu() for h in store}
-            bar.update(sum(lengths[d] for d in batch))
-    d_model = model.d_model
-    return {
-        p.name: torch.cat([rows[t][p.name] for t in range(len(texts)) if t in rows])
-        if rows else torch.empty(0, d_model)
-        for p in points
-    }
+        vectors = _read_docs(model, tok, range(len(texts)), points, picks.__getitem__,
+                             batch_tokens=batch_tokens, on_tokens=bar.update)
+    return {h: v.float() for h, v in vectors.items()}

@@ -80,17 +80,14 @@ def text_scores(model: LoadedModel, texts: list[str], hook: str, readout: Readou
     return readout(at_positions(model, texts, hook)[hook])
 
 
-_SPLIT_ACTS: dict[tuple, torch.Tensor] = {}
-
-
 def _split_acts(model: LoadedModel, hook: str, dataset: ConceptDataset, split: str) -> torch.Tensor:
-    """Last-token activations of a concept split, memoised (controls score many readouts on them)."""
-    key = (id(model.model), model.name, hook, dataset.digest, split)
-    if key not in _SPLIT_ACTS:
-        if len(_SPLIT_ACTS) > 64:
-            _SPLIT_ACTS.clear()
-        _SPLIT_ACTS[key] = at_positions(model, dataset.split(split).texts, hook)[hook]
-    return _SPLIT_ACTS[key]
+    """Last-token activations of a concept split, memoised on the model (controls score many
+    readouts on the same texts); the memo dies with the model, so it can never go stale."""
+    memo = model.info.setdefault("split_activations", {})
+    key = (hook, dataset.digest, split, str(model.dtype))
+    if key not in memo:
+        memo[key] = at_positions(model, dataset.split(split).texts, hook)[hook]
+    return memo[key]
 
 
 def evaluate_readout(model_b: LoadedModel, hook_b: str, readout: Readout, dataset: ConceptDataset) -> dict:
