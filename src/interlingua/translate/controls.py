@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import torch
 
-from interlingua.activations import at_positions
 from interlingua.concepts.concept import Concept
 from interlingua.concepts.dataset import ConceptDataset
 from interlingua.concepts.find import fit, shuffle_labels
@@ -29,7 +28,7 @@ from interlingua.models.loaded import LoadedModel
 from interlingua.similarity import r2_score
 from interlingua.translate.pairs import WordPairs, paired_words
 from interlingua.translate.readout import fit_transfer
-from interlingua.translate.translate import evaluate_readout, recovery, shared_texts
+from interlingua.translate.translate import split_activations, evaluate_readout, recovery, shared_texts
 
 
 def _chance(dataset: ConceptDataset, split: str = "test") -> list[float]:
@@ -76,7 +75,7 @@ def label_shuffle(concept_a: Concept, model_a: LoadedModel, pairs: WordPairs, mo
                   dataset: ConceptDataset, native_b: Concept, *, lam: float, seeds: int = 3) -> dict:
     """A's concept refitted on shuffled labels, then translated."""
     train = dataset.split("train")
-    x = at_positions(model_a, train.texts, concept_a.hook)[concept_a.hook]
+    x = split_activations(model_a, concept_a.hook, dataset, "train")
     method = concept_a.method if concept_a.method in ("diff_of_means", "logistic", "pca") else "logistic"
     readouts = []
     for seed in range(seeds):

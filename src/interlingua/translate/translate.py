@@ -80,7 +80,7 @@ def text_scores(model: LoadedModel, texts: list[str], hook: str, readout: Readou
     return readout(at_positions(model, texts, hook)[hook])
 
 
-def _split_acts(model: LoadedModel, hook: str, dataset: ConceptDataset, split: str) -> torch.Tensor:
+def split_activations(model: LoadedModel, hook: str, dataset: ConceptDataset, split: str) -> torch.Tensor:
     """Last-token activations of a concept split, memoised on the model (controls score many
     readouts on the same texts); the memo dies with the model, so it can never go stale."""
     memo = model.info.setdefault("split_activations", {})
@@ -95,7 +95,7 @@ def evaluate_readout(model_b: LoadedModel, hook_b: str, readout: Readout, datase
     out = {}
     for s in ("test", "ood"):
         if s in dataset.splits:
-            out[s] = round(auroc(readout(_split_acts(model_b, hook_b, dataset, s)), dataset.split(s).labels), 4)
+            out[s] = round(auroc(readout(split_activations(model_b, hook_b, dataset, s)), dataset.split(s).labels), 4)
         else:
             out[s] = None
     return out
