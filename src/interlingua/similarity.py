@@ -77,25 +77,28 @@ def standardise(x: torch.Tensor, mean: torch.Tensor | None = None, std: torch.Te
     return (x - mean) / std, mean, std
 
 
-def ridge_fit(x: torch.Tensor, y: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def ridge_fit(x: torch.Tensor, y: torch.Tensor, lam: float,
+              weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Ridge regression y ≈ x W + b (x, y already standardised or not); returns (W, b).
 
-    Solved in the dual when rows < columns. ``lam`` is scaled by the number of rows, so it
-    means the same for any amount of data.
+    Minimises Σ wᵢ ‖yᵢ − xᵢW − b‖² + λ n ‖W‖² with the sample ``weights`` w (normalised to
+    mean 1; default all 1). ``lam`` is scaled by the number of rows, so it means the same for
+    any amount of data. Unweighted problems with fewer rows than columns are solved in the dual.
     """
     x, y = x.double(), y.double()
     if y.dim() == 1:
         y = y[:, None]
-    mx, my = x.mean(0), y.mean(0)
+    n, d = x.shape
+    w = torch.ones(n, dtype=x.dtype) if weights is None else weights.double() / weights.double().mean()
+    mx, my = (w[:, None] * x).sum(0) / w.sum(), (w[:, None] * y).sum(0) / w.sum()
     xc, yc = x - mx, y - my
-    n, d = xc.shape
     reg = lam * n
-    if n < d:
+    if n < d and weights is None:
         alpha = torch.linalg.solve(xc @ xc.T + reg * torch.eye(n, dtype=xc.dtype), yc)
-        w = xc.T @ alpha
+        coef = xc.T @ alpha
     else:
-        w = torch.linalg.solve(xc.T @ xc + reg * torch.eye(d, dtype=xc.dtype), xc.T @ yc)
-    return w, my - mx @ w
+        coef = torch.linalg.solve(xc.T @ (w[:, None] * xc) + reg * torch.eye(d, dtype=xc.dtype), xc.T @ (w[:, None] * yc))
+    return coef, my - mx @ coef
 
 
 def r2_score(y: torch.Tensor, pred: torch.Tensor) -> float:

@@ -27,7 +27,7 @@ from interlingua.models.controls import lexical_only_copy, random_init_copy
 from interlingua.models.loaded import LoadedModel
 from interlingua.similarity import r2_score
 from interlingua.translate.pairs import WordPairs, paired_words
-from interlingua.translate.readout import fit_transfer
+from interlingua.translate.readout import fit_transfer, transfer_readouts
 from interlingua.translate.translate import split_activations, evaluate_readout, recovery, shared_texts
 
 
@@ -52,35 +52,38 @@ def _must_fail(readouts: list[Readout], model_b: LoadedModel, hook_b: str, datas
     """Mean transfer AUROC of readouts fitted to broken data, against the chance band widened by
     one of B's own nulls (a readout fitted to noise is a random-ish direction, and on templated
     data a random direction can separate the classes by itself)."""
-    values = [evaluate_readout(model_b, hook_b, r, dataset)["test"] for r in readouts]
-    value = round(sum(values) / len(values), 4)
+    values = torch.tensor([evaluate_readout(model_b, hook_b, r, dataset)["test"] for r in readouts])
+    value = round(float(values.mean()), 4)
     band = _widen(_chance(dataset), widen_by)
-    return {"value": value, "runs": values, "band": band, "chance_band": _chance(dataset),
-            "must": f"mean transfer AUROC inside the chance band widened by B's {widened_by} band",
+    return {"value": value, "runs": [round(float(v), 4) for v in values], "run_sd": round(float(values.std()), 4),
+            "band": band, "chance_band": _chance(dataset),
+            "must": f"mean transfer AUROC of {len(values)} runs inside the chance band widened by B's {widened_by} band",
             "passed": _within(value, band)}
 
 
 def shuffled_pairing(pairs: WordPairs, score_a: torch.Tensor, model_b: LoadedModel, hook_b: str,
-                     dataset: ConceptDataset, native_b: Concept, *, lam: float, seeds: int = 3) -> dict:
-    """B's rows permuted against A's scores before fitting."""
-    readouts = []
-    for seed in range(seeds):
-        perm = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))
-        readouts.append(fit_transfer(pairs.b[hook_b][perm], score_a, lam=lam))
+                     dataset: ConceptDataset, native_b: Concept, *, lam: float, seeds: int = 20) -> dict:
+    """A's scores permuted against B's rows before fitting (``seeds`` permutations, one solve).
+
+    A readout fitted to permuted scores is a random direction with a random sign, so single
+    runs scatter around chance (widely, on templated text); their mean must sit at chance.
+    """
+    gen = torch.Generator().manual_seed(0)
+    shuffled = torch.stack([score_a[torch.randperm(len(pairs), generator=gen)] for _ in range(seeds)], dim=1)
+    readouts = transfer_readouts(pairs.b[hook_b], shuffled, lam=lam)
     return _must_fail(readouts, model_b, hook_b, dataset, native_b.metrics.get("auroc_random_direction_band"),
                       "random-direction")
 
 
 def label_shuffle(concept_a: Concept, model_a: LoadedModel, pairs: WordPairs, model_b: LoadedModel, hook_b: str,
-                  dataset: ConceptDataset, native_b: Concept, *, lam: float, seeds: int = 3) -> dict:
-    """A's concept refitted on shuffled labels, then translated."""
+                  dataset: ConceptDataset, native_b: Concept, *, lam: float, seeds: int = 10) -> dict:
+    """A's concept refitted on shuffled labels (``seeds`` shuffles), then translated."""
     train = dataset.split("train")
     x = split_activations(model_a, concept_a.hook, dataset, "train")
     method = concept_a.method if concept_a.method in ("diff_of_means", "logistic", "pca") else "logistic"
-    readouts = []
-    for seed in range(seeds):
-        shuffled = fit(method, x, shuffle_labels(train, torch.Generator().manual_seed(seed)))
-        readouts.append(fit_transfer(pairs.b[hook_b], shuffled(pairs.a[concept_a.hook]), lam=lam))
+    scores = torch.stack([fit(method, x, shuffle_labels(train, torch.Generator().manual_seed(seed)))(pairs.a[concept_a.hook])
+                          for seed in range(seeds)], dim=1)
+    readouts = transfer_readouts(pairs.b[hook_b], scores, lam=lam)
     return _must_fail(readouts, model_b, hook_b, dataset, native_b.metrics.get("auroc_shuffled_labels_band"),
                       "shuffled-label")
 

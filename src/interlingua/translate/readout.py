@@ -11,7 +11,20 @@ from __future__ import annotations
 import torch
 
 from interlingua.concepts.methods import Readout
-from interlingua.similarity import standardise
+from interlingua.similarity import ridge_fit, standardise
+
+
+def transfer_readouts(xb: torch.Tensor, scores: torch.Tensor, *, lam: float = 1e-2,
+                      weights: torch.Tensor | None = None) -> list[Readout]:
+    """One B readout per column of ``scores`` [n, k], all from a single solve.
+
+    Ridge on standardised B activations (λ scaled by n, as in :func:`ridge_fit`), returned in
+    B's raw coordinates: ``readout(x_b) = x_b · weight + bias``.
+    """
+    z, mean, std = standardise(xb)
+    coef, intercept = ridge_fit(z, scores if scores.dim() == 2 else scores[:, None], lam, weights)
+    return [Readout(weight=(coef[:, j] / std).float(), bias=float(intercept[j] - (mean / std) @ coef[:, j]))
+            for j in range(coef.shape[1])]
 
 
 def fit_transfer(
@@ -22,15 +35,5 @@ def fit_transfer(
     Minimises Σ wᵢ (sᵢ − zᵢ·c − b)² + λ n ‖c‖², with wᵢ = ``pos_weight`` where A's score
     sᵢ > 0 and 1 elsewhere, z the standardised activations.
     """
-    z, mean, std = standardise(xb)
-    y = score_a.double()
-    w = torch.where(y > 0, torch.tensor(float(pos_weight), dtype=y.dtype), torch.tensor(1.0, dtype=y.dtype))
-    w = w / w.mean()
-    z_bar = (w[:, None] * z).sum(0) / w.sum()
-    y_bar = float((w * y).sum() / w.sum())
-    zc, yc = z - z_bar, y - y_bar
-    n, d = zc.shape
-    gram = zc.T @ (w[:, None] * zc) + lam * n * torch.eye(d, dtype=zc.dtype)
-    coef = torch.linalg.solve(gram, zc.T @ (w * yc))
-    intercept = y_bar - float(z_bar @ coef)
-    return Readout(weight=(coef / std).float(), bias=float(intercept - (mean / std) @ coef))
+    weights = None if pos_weight == 1.0 else torch.where(score_a > 0, float(pos_weight), 1.0).double()
+    return transfer_readouts(xb, score_a, lam=lam, weights=weights)[0]
