@@ -1,0 +1,18 @@
+"""Steering: interventions on activations that are correct under ``generate()``, and their evaluation.
+
+* :mod:`~interlingua.steer.interventions`: :func:`add`, :func:`ablate`, :func:`clamp`,
+  :func:`custom` and the :func:`steering` context manager (padding-, batch- and KV-cache-correct
+  token positions).
+* :mod:`~interlingua.steer.strength`: what a strength means (relative to the hook's typical norm).
+* :mod:`~interlingua.steer.generate`: steered continuations and the steered text sampler.
+* :mod:`~interlingua.steer.evaluate`: behaviour score, coherence cost, layer × strength sweep
+  with a prompt baseline and a norm-matched random vector.
+* :mod:`~interlingua.steer.causal`: the causal check of a translated concept (efficacy).
+* :mod:`~interlingua.steer.gguf`: llama.cpp GGUF control vectors, export and import.
+"""
+
+from interlingua.steer.generate import Generations, generate, steered_texts
+from interlingua.steer.interventions import Intervention, Step, ablate, add, clamp, custom, steering
+
+__all__ = ["Generations", "Intervention", "Step", "ablate", "add", "clamp", "custom", "generate", "steered_texts",
+           "steering"]
