@@ -1,0 +1,221 @@
+"""Sparse numerics of a sparse autoencoder: selection, sparse encode gradients, sparse decode.
+
+A code is a pair ``(values, indices)`` of shape ``[B, K]``: row ``b`` uses latents
+``indices[b, :]`` with coefficients ``values[b, :]`` (padding slots carry value 0). Nothing here
+ever builds a dense ``[B, d_sae]`` gradient:
+
+* :func:`encode_at` returns the pre-activations at the selected latents. Its forward is given the
+  gathered values (the dense pre-activation matmul runs once, outside autograd, because the
+  selection needs it); its backward touches only the selected encoder rows:
+  ``∂x = Σ_k g_bk W[i_bk]`` (``embedding_bag``), ``∂W[i] += g·x`` and ``∂b[i] += g``
+  (``index_add``).
+* :func:`sparse_decode` computes ``x̂_b = Σ_k v_bk W_dec[i_bk]`` with ``embedding_bag``; its
+  backward is ``∂v_bk = W_dec[i_bk]·g_b`` (a gather) and ``∂W_dec[i] += v·g`` (``index_add``).
+
+Codes denser than :data:`DENSE_FRACTION` of the dictionary (a ReLU SAE early in training) take a
+dense path with identical results, because there the sparse kernels lose.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+DENSE_FRACTION = 1 / 16  # above K / d_sae of this, dense math is faster than gathers on CPU and GPU
+_CHUNK_ELEMENTS = 1 << 24  # bound on B·K·d temporaries in a backward pass (64 MiB in float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Selection (no gradients: which latents each row uses)
+
+
+def pad_rows(mask: Tensor, min_width: int = 1) -> tuple[Tensor, Tensor]:
+    """The ``True`` columns of each row of ``mask`` [B, M] as padded ``(indices, valid)`` [B, K].
+
+    ``K`` is the largest count in any row (at least ``min_width``); padding slots have index 0
+    and ``valid = False``.
+    """
+    rows, cols = mask.nonzero(as_tuple=True)
+    counts = mask.sum(1)
+    width = max(int(counts.max()) if counts.numel() else 0, min_width)
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(rows.numel(), device=mask.device) - starts[rows]
+    indices = torch.zeros(mask.shape[0], width, dtype=torch.long, device=mask.device)
+    valid = torch.zeros(mask.shape[0], width, dtype=torch.bool, device=mask.device)
+    indices[rows, slot] = cols
+    valid[rows, slot] = True
+    return indices, valid
+
+
+def select_topk(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """TopK: the ``k`` largest pre-activations of each row (all valid)."""
+    indices = torch.topk(pre, k, dim=1, sorted=False).indices
+    return indices, torch.ones_like(indices, dtype=torch.bool)
+
+
+def select_batch_topk(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """BatchTopK: the ``k · B`` largest positive pre-activations of the whole batch, per row padded."""
+    flat = pre.flatten()
+    top = torch.topk(flat, min(k * pre.shape[0], flat.numel()), sorted=False).indices
+    top = top[flat[top] > 0]
+    mask = torch.zeros_like(flat, dtype=torch.bool)
+    mask[top] = True
+    return pad_rows(mask.view_as(pre))
+
+
+def select_positive(pre: Tensor) -> tuple[Tensor, Tensor]:
+    """ReLU: every positive pre-activation."""
+    return pad_rows(pre > 0)
+
+
+def select_jumprelu(pre: Tensor, threshold: Tensor, bandwidth: float | None) -> tuple[Tensor, Tensor]:
+    """JumpReLU: latents above threshold, plus (when training, ``bandwidth`` set) those within the
+    straight-through window ``θ − ε/2 < π``, whose threshold gradient is not zero."""
+    floor = threshold if bandwidth is None else threshold - bandwidth / 2
+    return pad_rows((pre > floor) & (pre > 0))
+
+
+# --------------------------------------------------------------------------------------------
+# Sparse encoder gradient
+
+
+def _chunks(n_rows: int, per_row: int) -> list[slice]:
+    step = max(1, _CHUNK_ELEMENTS // max(per_row, 1))
+    return [slice(s, min(s + step, n_rows)) for s in range(0, n_rows, step)]
+
+
+class _EncodeAt(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, indices: Tensor, gathered: Tensor) -> Tensor:
+        ctx.save_for_backward(x, weight, indices)
+        ctx.bias_meta = (bias.shape, bias.dtype)
+        return gathered.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight, indices = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        g = grad.to(weight.dtype)
+        if ctx.needs_input_grad[0]:
+            grad_x = F.embedding_bag(indices, weight, per_sample_weights=g, mode="sum").to(x.dtype)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.zeros_like(weight)
+            k, d = indices.shape[1], x.shape[1]
+            for rows in _chunks(x.shape[0], k * d):
+                contrib = g[rows, :, None] * x[rows, None, :].to(weight.dtype)
+                grad_w.index_add_(0, indices[rows].flatten(), contrib.reshape(-1, d))
+        if ctx.needs_input_grad[2]:
+            shape, dtype = ctx.bias_meta
+            grad_b = torch.zeros(shape, dtype=dtype, device=g.device).index_add_(0, indices.flatten(),
+                                                                                  g.flatten().to(dtype))
+        return grad_x, grad_w, grad_b, None, None
+
+
+def encode_at(x: Tensor, weight: Tensor, bias: Tensor, indices: Tensor, gathered: Tensor | None = None) -> Tensor:
+    """Pre-activations ``x · weight[i]ᵀ + bias[i]`` at ``indices`` [B, K], with sparse gradients.
+
+    ``weight`` is ``[d_sae, d_in]`` (one row per latent). ``gathered`` is the forward value when
+    the caller already has it from the dense matmul (the usual case); otherwise it is computed here.
+    """
+    if gathered is None:
+        with torch.no_grad():
+            gathered = torch.einsum("bkd,bd->bk", weight[indices], x.to(weight.dtype)) + bias[indices]
+    if indices.shape[1] > DENSE_FRACTION * weight.shape[0]:
+        # Dense path: same values, dense gradients (cheaper for dense codes).
+        return (x.to(weight.dtype) @ weight.T + bias).gather(1, indices)
+    return _EncodeAt.apply(x, weight, bias, indices, gathered)
+
+
+# --------------------------------------------------------------------------------------------
+# Sparse decoder
+
+
+class _SparseDecode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values: Tensor, indices: Tensor, weight: Tensor) -> Tensor:
+        ctx.save_for_backward(values, indices, weight)
+        return F.embedding_bag(indices, weight, per_sample_weights=values.to(weight.dtype), mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        values, indices, weight = ctx.saved_tensors
+        grad_v = grad_w = None
+        g = grad.to(weight.dtype)
+        k, d = indices.shape[1], weight.shape[1]
+        if ctx.needs_input_grad[0]:
+            grad_v = torch.empty(values.shape, dtype=values.dtype, device=values.device)
+            for rows in _chunks(g.shape[0], k * d):
+                grad_v[rows] = torch.bmm(weight[indices[rows]], g[rows, :, None]).squeeze(2).to(values.dtype)
+        if ctx.needs_input_grad[2]:
+            grad_w = torch.zeros_like(weight)
+            v = values.to(weight.dtype)
+            for rows in _chunks(g.shape[0], k * d):
+                contrib = v[rows, :, None] * g[rows, None, :]
+                grad_w.index_add_(0, indices[rows].flatten(), contrib.reshape(-1, d))
+        return grad_v, None, grad_w
+
+
+def sparse_decode(values: Tensor, indices: Tensor, weight: Tensor) -> Tensor:
+    """``Σ_k values[b, k] · weight[indices[b, k]]`` for each row ``b`` (no bias), sparse gradients.
+
+    ``weight`` is the decoder ``[d_sae, d_in]``.
+    """
+    if indices.shape[1] > DENSE_FRACTION * weight.shape[0]:
+        return to_dense(values.to(weight.dtype), indices, weight.shape[0]) @ weight
+    return _SparseDecode.apply(values, indices, weight)
+
+
+def to_dense(values: Tensor, indices: Tensor, d_sae: int) -> Tensor:
+    """The dense ``[B, d_sae]`` latent matrix of a code (padding slots hold 0 and add nothing)."""
+    out = torch.zeros(values.shape[0], d_sae, dtype=values.dtype, device=values.device)
+    return out.scatter_add(1, indices, values)
+
+
+# --------------------------------------------------------------------------------------------
+# JumpReLU with straight-through threshold gradients (Rajamanoharan et al. 2024)
+
+
+def _window(u: Tensor) -> Tensor:
+    """Rectangle kernel ``K(u) = 1[|u| < 1/2]``."""
+    return (u.abs() < 0.5).to(u.dtype)
+
+
+class _JumpReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
+        ctx.save_for_backward(pre, threshold)
+        ctx.bandwidth = bandwidth
+        return pre * (pre > threshold).to(pre.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        pre, threshold = ctx.saved_tensors
+        eps = ctx.bandwidth
+        grad_pre = grad * (pre > threshold).to(grad.dtype)
+        grad_threshold = -(threshold / eps) * _window((pre - threshold) / eps) * grad
+        return grad_pre, grad_threshold, None
+
+
+class _Step(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
+        ctx.save_for_backward(pre, threshold)
+        ctx.bandwidth = bandwidth
+        return (pre > threshold).to(pre.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        pre, threshold = ctx.saved_tensors
+        eps = ctx.bandwidth
+        return None, -(1.0 / eps) * _window((pre - threshold) / eps) * grad, None
+
+
+def jumprelu(pre: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
+    """``π · H(π − θ)``; ``∂/∂π = H(π − θ)``, and the pseudo-derivative ``∂/∂θ = −(θ/ε) K((π − θ)/ε)``."""
+    return _JumpReLU.apply(pre, threshold, bandwidth)
+
+
+def step(pre: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
+    """``H(π − θ)`` (counts for L0); no gradient to ``π``, ``∂/∂θ = −(1/ε) K((π − θ)/ε)``."""
+    return _Step.apply(pre, threshold, bandwidth)

@@ -1,0 +1,403 @@
+"""Training sparse autoencoders: one per hook point, from one stream of batches, resumable exactly.
+
+The loop per batch and hook: scale the batch so that ``E‖x‖ = √d_in`` (the scale is fixed from
+the first batch and folded into the exported weights, so hyper-parameters mean the same on every
+model), take :meth:`SparseAutoencoder.losses`, add AuxK, drop the decoder gradient's component
+along each row, Adam step, renormalise decoder rows. Everything that determines the next step
+— weights, Adam moments, dead-latent counters, the batch position, the step — is in the
+checkpoint, which is written atomically; a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interlingua import _io
+from interlingua.errors import InterlinguaError
+from interlingua.sae.data import Batches, BatchState, Source
+from interlingua.sae.model import ARCHITECTURES, SAEConfig, SparseAutoencoder
+
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "state.safetensors"
+META_FILE = "trainer.json"
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class TrainConfig:
+    """Training settings. ``d_sae`` defaults to ``expansion × d_in``; ``lr`` to ``lr_base · √(16384 / d_sae)``.
+
+    ``sparsity_coefficient`` is the L1 weight (ReLU; default 1.0) or the L0 weight (JumpReLU;
+    default 0.002) against FVU, ramped in linearly over ``sparsity_warmup`` of the run. A latent is
+    dead once ``dead_after`` vectors pass without it firing; AuxK (TopK / BatchTopK) then trains the
+    top ``aux_k`` dead latents (default ``d_in / 2``) on the residual with weight ``aux_coefficient``.
+    ``compute_dtype`` is the encoder matmul's dtype (``auto``: bfloat16 where the hardware has
+    native support, else float32); weights and optimiser state stay float32.
+    """
+
+    architecture: str = "topk"
+    d_sae: int | None = None
+    expansion: int = 16
+    k: int | None = 32
+    batch_size: int = 1024
+    total_vectors: int = 2_000_000
+    lr: float | None = None
+    lr_base: float = 4e-4
+    warmup_steps: int = 50
+    decay_fraction: float = 0.2
+    sparsity_coefficient: float | None = None
+    sparsity_warmup: float = 0.05
+    aux_k: int | None = None
+    aux_coefficient: float = 1 / 32
+    dead_after: int = 1_000_000
+    bandwidth: float = 0.05
+    threshold_init: float = 0.1
+    compute_dtype: str = "auto"
+    seed: int = 0
+    checkpoint_every: int = 500
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise InterlinguaError(f"unknown architecture '{self.architecture}'; choose from {', '.join(ARCHITECTURES)}.")
+        if self.batch_size < 1 or self.total_vectors < 1:
+            raise InterlinguaError("batch size and the number of training vectors must be positive.")
+        if self.compute_dtype not in ("auto", *_DTYPES):
+            raise InterlinguaError(f"compute dtype must be auto, float32 or bfloat16 (got {self.compute_dtype}).")
+        self.adam_betas = tuple(self.adam_betas)
+
+    @property
+    def steps(self) -> int:
+        return max(1, self.total_vectors // self.batch_size)
+
+    def width(self, d_in: int) -> int:
+        return self.d_sae or self.expansion * d_in
+
+    def learning_rate(self, d_sae: int) -> float:
+        return self.lr if self.lr is not None else self.lr_base * math.sqrt(16384 / d_sae)
+
+    def coefficient(self) -> float:
+        if self.sparsity_coefficient is not None:
+            return self.sparsity_coefficient
+        return {"relu": 1.0, "jumprelu": 0.002}.get(self.architecture, 0.0)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["adam_betas"] = list(self.adam_betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def resolve_compute_dtype(name: str, device: torch.device | str = "cpu") -> torch.dtype:
+    """``auto`` → bfloat16 on a CUDA GPU with bf16 or a CPU with AVX-512 BF16 / AMX, else float32."""
+    if name != "auto":
+        return _DTYPES[name]
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return torch.float32
+    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
+
+
+def lr_at(step: int, cfg: TrainConfig, base: float) -> float:
+    """Linear warm-up over ``warmup_steps``, constant, then linear decay to 0 over the last ``decay_fraction``."""
+    total = cfg.steps
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    decay_start = total * (1 - cfg.decay_fraction)
+    decay = 1.0 if step < decay_start else max(0.0, (total - step) / max(1.0, total - decay_start))
+    return base * warm * decay
+
+
+@dataclass
+class HookState:
+    """Per-hook training state next to its SAE."""
+
+    sae: SparseAutoencoder
+    optimizer: torch.optim.Optimizer
+    scale: float
+    since_fired: Tensor  # vectors since each latent last fired
+    fvu_ema: float = math.nan
+    l0_ema: float = math.nan
+
+
+@dataclass
+class TrainResult:
+    """Trained SAEs (folded to act on raw activations) and a JSON-ready summary."""
+
+    saes: dict[str, SparseAutoencoder]
+    summary: dict = field(default_factory=dict)
+
+
+def _make_optimizer(sae: SparseAutoencoder, cfg: TrainConfig) -> torch.optim.Optimizer:
+    lr = cfg.learning_rate(sae.d_sae)
+    try:
+        return torch.optim.Adam(sae.parameters(), lr=lr, betas=cfg.adam_betas, fused=True)
+    except (RuntimeError, TypeError):  # pragma: no cover - very old torch / unsupported device
+        return torch.optim.Adam(sae.parameters(), lr=lr, betas=cfg.adam_betas)
+
+
+def job_digest(cfg: TrainConfig, source: dict, hooks: list[str]) -> str:
+    """Identifies a training job; a checkpoint only resumes the job it belongs to."""
+    blob = json.dumps({"cfg": {k: v for k, v in cfg.to_dict().items() if k != "checkpoint_every"},
+                       "source": source, "hooks": hooks}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Trainer:
+    """Trains one SAE per hook of ``source``; ``out`` holds checkpoints and the exported SAEs.
+
+    Create it, then call :meth:`run`. With ``out`` holding a checkpoint of the same job, training
+    resumes from it (``overwrite=True`` starts afresh).
+    """
+
+    def __init__(self, source: Source, cfg: TrainConfig, out: str | Path | None = None, *,
+                 overwrite: bool = False, device: str | torch.device = "cpu",
+                 provenance: dict | None = None):
+        self.source = source
+        self.cfg = cfg
+        self.out = Path(out) if out is not None else None
+        self.device = torch.device(device)
+        self.compute_dtype = resolve_compute_dtype(cfg.compute_dtype, self.device)
+        self.provenance = provenance or {}
+        self.hooks = list(source.hooks)
+        self.digest = job_digest(cfg, source.describe(), self.hooks)
+        self.step = 0
+        self.batches = Batches(source, cfg.batch_size, seed=cfg.seed)
+        self.states: dict[str, HookState] = {}
+        self.resumed_from: int | None = None
+        self.seconds = 0.0
+        if self.out is not None:
+            ckpt = self.out / CHECKPOINT_DIR
+            if overwrite and ckpt.exists():
+                import shutil
+
+                shutil.rmtree(ckpt)
+            if (ckpt / META_FILE).is_file():
+                self._load_checkpoint(ckpt)
+
+    # ---- set-up --------------------------------------------------------------------------------
+
+    def _init_states(self, batch: dict[str, Tensor]) -> None:
+        for i, hook in enumerate(self.hooks):
+            x = batch[hook].to(self.device, torch.float32)
+            d_in = x.shape[1]
+            d_sae = self.cfg.width(d_in)
+            sae_cfg = SAEConfig(architecture=self.cfg.architecture, d_in=d_in, d_sae=d_sae, k=self.cfg.k
+                                if self.cfg.architecture in ("topk", "batchtopk") else None,
+                                bandwidth=self.cfg.bandwidth, hook_name=hook,
+                                model_name=str(self.provenance.get("model", "")))
+            sae = SparseAutoencoder(sae_cfg, seed=self.cfg.seed * 7919 + i, threshold_init=self.cfg.threshold_init,
+                                    device=self.device)
+            mean_norm = float(x.norm(dim=1).mean())
+            if not mean_norm > 0:
+                raise InterlinguaError(f"the activations at {hook} are all zero; nothing to learn.")
+            scale = math.sqrt(d_in) / mean_norm
+            sae.init_b_dec_(x * scale)
+            self.states[hook] = HookState(sae=sae, optimizer=_make_optimizer(sae, self.cfg), scale=scale,
+                                          since_fired=torch.zeros(d_sae, dtype=torch.long, device=self.device))
+
+    # ---- one step ------------------------------------------------------------------------------
+
+    def _step_hook(self, hook: str, x: Tensor) -> tuple[float, float]:
+        st = self.states[hook]
+        sae, cfg = st.sae, self.cfg
+        x = x.to(self.device, torch.float32) * st.scale
+        aux = cfg.architecture in ("topk", "batchtopk") and cfg.aux_coefficient > 0
+        dead = st.since_fired >= cfg.dead_after if aux else None
+        ramp = min(1.0, (self.step + 1) / max(1.0, cfg.sparsity_warmup * cfg.steps))
+        out = sae.losses(x, sparsity_coefficient=cfg.coefficient() * ramp, dead_mask=dead,
+                         aux_k=cfg.aux_k or max(1, sae.d_in // 2), compute_dtype=self.compute_dtype)
+        loss = out.loss + cfg.aux_coefficient * out.auxk if aux else out.loss
+        if not torch.isfinite(loss):
+            raise InterlinguaError(f"the training loss at {hook} became {float(loss)} at step {self.step}; lower "
+                                   f"the learning rate (now {cfg.learning_rate(sae.d_sae):.2e}, --lr).")
+        loss.backward()
+        sae.remove_parallel_grad_()
+        lr = lr_at(self.step, cfg, cfg.learning_rate(sae.d_sae))
+        for group in st.optimizer.param_groups:
+            group["lr"] = lr
+        st.optimizer.step()
+        st.optimizer.zero_grad(set_to_none=True)
+        sae.normalize_decoder_()
+        code = out.code
+        with torch.no_grad():
+            if cfg.architecture == "jumprelu":
+                sae.threshold.clamp_(min=0.0)
+            if cfg.architecture == "batchtopk":
+                sae.update_batchtopk_threshold_(code)
+            st.since_fired += x.shape[0]
+            fired = code.indices[code.values > 0]
+            st.since_fired[fired] = 0
+        fvu = float(out.fvu.detach())
+        l0 = float((code.values > 0).sum()) / x.shape[0]
+        st.fvu_ema = fvu if math.isnan(st.fvu_ema) else 0.9 * st.fvu_ema + 0.1 * fvu
+        st.l0_ema = l0 if math.isnan(st.l0_ema) else 0.9 * st.l0_ema + 0.1 * l0
+        return fvu, l0
+
+    def dead_fraction(self, hook: str) -> float:
+        st = self.states[hook]
+        return float((st.since_fired >= self.cfg.dead_after).float().mean())
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def run(self, *, progress: bool = True, stop_after: int | None = None,
+            on_step: Callable[[Trainer], None] | None = None) -> TrainResult:
+        """Train to ``cfg.steps`` (or just ``stop_after`` more steps, for tests and time budgets)."""
+        total = self.cfg.steps
+        end = total if stop_after is None else min(total, self.step + stop_after)
+        t0 = time.perf_counter()
+        with tqdm(total=total, initial=self.step, unit="step", desc="sae " + ",".join(self.hooks),
+                  disable=not progress) as bar:
+            while self.step < end:
+                batch = next(self.batches)
+                if not self.states:
+                    self._init_states(batch)
+                for hook in self.hooks:
+                    self._step_hook(hook, batch[hook])
+                self.step += 1
+                bar.update(1)
+                if self.step % 10 == 0 or self.step == end:
+                    h = self.hooks[0]
+                    bar.set_postfix(fvu=f"{self.states[h].fvu_ema:.3f}", l0=f"{self.states[h].l0_ema:.1f}",
+                                    dead=f"{self.dead_fraction(h):.1%}")
+                if on_step:
+                    on_step(self)
+                if self.out is not None and (self.step % self.cfg.checkpoint_every == 0 or self.step == end):
+                    self.seconds += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    self.save_checkpoint()
+        self.seconds += time.perf_counter() - t0
+        saes = self.export()
+        summary = self.summary()
+        if self.out is not None and self.step >= total:
+            from interlingua.sae.files import save_sae
+
+            for hook, sae in saes.items():
+                save_sae(sae, self.out / _dir_name(hook))
+            _io.write_json(self.out / "training.json", summary)
+        return TrainResult(saes=saes, summary=summary)
+
+    def export(self) -> dict[str, SparseAutoencoder]:
+        """Copies of the SAEs acting on raw (unscaled) activations, with provenance."""
+        import copy
+
+        out = {}
+        for hook, st in self.states.items():
+            sae = copy.deepcopy(st.sae)
+            sae.fold_input_scale_(st.scale)
+            sae.requires_grad_(False)
+            sae.cfg.provenance = {**self.provenance, "hook": hook, "training": self.cfg.to_dict(),
+                                  "source": self.source.describe(), "steps": self.step,
+                                  "vectors": self.step * self.cfg.batch_size, "input_scale": st.scale,
+                                  "compute_dtype": str(self.compute_dtype).removeprefix("torch.")}
+            out[hook] = sae
+        return out
+
+    def summary(self) -> dict:
+        return {
+            "steps": self.step,
+            "vectors": self.step * self.cfg.batch_size,
+            "seconds": round(self.seconds, 2),
+            "vectors_per_s": round(self.step * self.cfg.batch_size / self.seconds, 1) if self.seconds else None,
+            "resumed_from_step": self.resumed_from,
+            "compute_dtype": str(self.compute_dtype).removeprefix("torch."),
+            "config": self.cfg.to_dict(),
+            "source": self.source.describe(),
+            "hooks": {h: {"train_fvu_ema": round(st.fvu_ema, 5), "train_l0_ema": round(st.l0_ema, 2),
+                          "dead_fraction": round(self.dead_fraction(h), 5), "input_scale": st.scale}
+                      for h, st in self.states.items()},
+        }
+
+    # ---- checkpoints -----------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        """Write everything needed to continue exactly (atomically replaces the previous checkpoint)."""
+        if self.out is None:
+            raise InterlinguaError("this trainer has no output directory to checkpoint into.")
+        tensors: dict[str, Tensor] = {}
+        meta = {"digest": self.digest, "step": self.step, "batches": asdict(self.batches.state),
+                "seconds": self.seconds, "config": self.cfg.to_dict(), "hooks": {}}
+        for i, (hook, st) in enumerate(self.states.items()):
+            prefix = f"h{i}."
+            for name, p in st.sae.named_parameters():
+                tensors[prefix + "param." + name] = p.detach()
+            for name, b in st.sae.named_buffers():
+                tensors[prefix + "buffer." + name] = b.detach()
+            tensors[prefix + "since_fired"] = st.since_fired
+            names = {id(p): n for n, p in st.sae.named_parameters()}
+            opt_steps = {}
+            for p, s in st.optimizer.state.items():
+                n = names[id(p)]
+                for key, val in s.items():
+                    if key == "step":
+                        opt_steps[n] = float(val)
+                    else:
+                        tensors[f"{prefix}adam.{n}.{key}"] = val
+            meta["hooks"][hook] = {"prefix": prefix, "sae": st.sae.cfg.to_dict(), "scale": st.scale,
+                                   "adam_steps": opt_steps, "fvu_ema": st.fvu_ema, "l0_ema": st.l0_ema}
+        with _io.atomic_dir(self.out / CHECKPOINT_DIR) as tmp:
+            _io.write_safetensors(tmp / STATE_FILE, tensors)
+            _io.write_json(tmp / META_FILE, meta)
+        return self.out / CHECKPOINT_DIR
+
+    def _load_checkpoint(self, ckpt: Path) -> None:
+        meta = _io.read_json(ckpt / META_FILE)
+        if meta.get("digest") != self.digest:
+            raise InterlinguaError(
+                f"{self.out} holds a checkpoint of a different training job (other data or settings). Use a "
+                "new output directory, or pass --overwrite to start afresh there."
+            )
+        with safe_open(str(ckpt / STATE_FILE), framework="pt", device="cpu") as fh:
+            tensors = {n: fh.get_tensor(n) for n in fh.keys()}
+        for hook, hm in meta["hooks"].items():
+            p = hm["prefix"]
+            sae = SparseAutoencoder(SAEConfig(**hm["sae"]), device=self.device)
+            with torch.no_grad():
+                for name, param in sae.named_parameters():
+                    param.copy_(tensors[p + "param." + name])
+                for name, buf in sae.named_buffers():
+                    buf.copy_(tensors[p + "buffer." + name])
+            opt = _make_optimizer(sae, self.cfg)
+            for name, param in sae.named_parameters():
+                if name in hm["adam_steps"]:
+                    state = {"step": torch.tensor(hm["adam_steps"][name], dtype=torch.float32)}
+                    for key in ("exp_avg", "exp_avg_sq"):
+                        state[key] = tensors[f"{p}adam.{name}.{key}"].to(self.device).clone()
+                    opt.state[param] = state
+            self.states[hook] = HookState(sae=sae, optimizer=opt, scale=hm["scale"],
+                                          since_fired=tensors[p + "since_fired"].to(self.device).clone(),
+                                          fvu_ema=hm["fvu_ema"], l0_ema=hm["l0_ema"])
+        self.step = meta["step"]
+        self.seconds = meta.get("seconds", 0.0)
+        self.batches.state = BatchState(**meta["batches"])
+        self.resumed_from = self.step
+
+
+def _dir_name(hook: str) -> str:
+    return hook.replace("/", "_")
+
+
+def train_sae(source: Source, cfg: TrainConfig | None = None, out: str | Path | None = None, *,
+              progress: bool = False, overwrite: bool = False, provenance: dict | None = None,
+              device: str | torch.device = "cpu") -> TrainResult:
+    """Train SAEs on every hook of ``source`` (see :class:`Trainer`); ``out`` enables checkpoints and export."""
+    trainer = Trainer(source, cfg or TrainConfig(), out, overwrite=overwrite, provenance=provenance, device=device)
+    return trainer.run(progress=progress)
