@@ -180,6 +180,18 @@ def _print_translation(tr) -> None:
           f"transferred {m['auroc_transfer_ood']} → recovery {m['recovery_ood']}")
     print(f"  score correlation A vs translated B on test texts: {m['score_correlation_test']}; cosine with "
           f"native B direction at the same hook: {m['cosine_native_same_hook']}")
+    print("  methods (A's readout carried by each; global maps are fitted on unlabeled words only):")
+    for name, r in m["methods"].items():
+        print(f"    {name:<18} AUROC test {r['auroc_test']} / OOD {r['auroc_ood']} → recovery "
+              f"{r['recovery_test']} / {r['recovery_ood']}")
+    rt = m["retrieval"]
+    print(f"  direction retrieval: rank {rt['rank']} of {rt['k']} built-in concepts' native B directions "
+          f"(chance top-1 {rt['chance_top1']}); cosine {rt['cosine_true']}; nearest "
+          + ", ".join(f"{n} {c}" for n, c in rt["nearest"]))
+    ns = m["neuron_search"]
+    print(f"  neuron search, layer {ns['layer']} ({ns['n_units']} MLP neurons): best |corr| {ns['best_abs_corr']} "
+          f"(unit {ns['top'][0]['unit']}; null max band {ns['null_max_abs_corr_band']}), alone as a detector "
+          f"AUROC test {ns['best_unit_auroc_test']}")
     for name, c in tr.controls.items():
         print(f"  control {name:<22} {'ok  ' if c['passed'] else 'FAIL'} value {c['value']} (band {c['band']}; "
               f"must: {c['must']})")

@@ -9,6 +9,11 @@
    AUROC against the labels, and recovery r = (AUROC_transfer − 0.5) / (AUROC_native_B − 0.5),
    where native B is the concept found directly in B from the labels (the best standardised
    probe over a layer sweep). Where native B is near chance the ratio is undefined.
+4. Beside the primary method, the same evaluation for A's readout carried through global maps
+   fitted on unlabeled words only (:mod:`~interlingua.translate.maps`), the rank of the
+   translated direction among all built-in concepts' native B directions
+   (:mod:`~interlingua.translate.retrieval`), and B's MLP neurons ranked against A's score
+   (:mod:`~interlingua.translate.units`).
 """
 
 from __future__ import annotations
@@ -173,6 +178,8 @@ def translate_concept(
     if native_b is None:
         native_b = find_concept(model_b, dataset, layers=layers_b, n_boot=100, n_null=4)
     native_same_hook = find_concept(model_b, dataset, hook=hook_b, n_boot=10, n_null=2)
+    methods = {"readout_transfer": {**_as_method(transfer, native_b), "target_hook": hook_b}}
+    methods.update(global_map_methods(concept_a, pairs, model_b, hook_b, dataset, native_b))
     test_texts = dataset.split("test").texts
     agreement = pearson(text_scores(model_a, test_texts, concept_a.hook, concept_a.readout),
                         text_scores(model_b, test_texts, hook_b, readout))
@@ -190,6 +197,9 @@ def translate_concept(
         "cosine_native_same_hook": round(float(readout.direction @ native_same_hook.direction), 4),
         "r2_val": max(r["r2_val"] for r in layer_rows), "n_words": len(pairs), "n_texts": len(texts),
         "coverage": round(pairs.alignment.coverage, 4),
+        "methods": methods,
+        "retrieval": direction_retrieval(concept_a.name, readout, model_b, hook_b, pairs, dataset),
+        "neuron_search": neuron_search(model_b, model_b.hook(hook_b).layer, pairs, texts, score_a, dataset),
     }
     mean, std = standardiser(pairs.b[hook_b])
     target = Concept(
@@ -214,6 +224,56 @@ def translate_concept(
         cka_debiased, pairs.a[concept_a.hook][sub], pairs.b[hook_b][sub], n_perm=10)
     return Translation(source=concept_a, target=target, metrics=metrics, controls=ran, layer_map=layer_rows,
                        layer_pair_map=pair_map)
+
+
+def _as_method(transfer: dict, native_b: Concept) -> dict:
+    return {"auroc_test": transfer["test"], "auroc_ood": transfer["ood"],
+            "recovery_test": recovery(transfer["test"], native_b.metrics["auroc_test"]),
+            "recovery_ood": recovery(transfer["ood"], native_b.metrics["auroc_ood"])}
+
+
+def global_map_methods(concept_a: Concept, pairs: WordPairs, model_b: LoadedModel, hook_b: str,
+                       dataset: ConceptDataset, native_b: Concept) -> dict:
+    """A's readout pulled back through each global map (fitted without labels) and evaluated
+    exactly like the primary transfer."""
+    from interlingua.translate.maps import MAP_KINDS, fit_map
+
+    out = {}
+    for kind in MAP_KINDS:
+        gmap = fit_map(kind, pairs.a[concept_a.hook], pairs.b[hook_b], groups=pairs.doc)
+        transfer = evaluate_readout(model_b, hook_b, gmap.pull_readout(concept_a.readout), dataset)
+        out[f"{kind}_map"] = {**_as_method(transfer, native_b), **gmap.info, "target_hook": hook_b}
+    return out
+
+
+def direction_retrieval(name: str, readout: Readout, model_b: LoadedModel, hook_b: str, pairs: WordPairs,
+                        dataset: ConceptDataset) -> dict:
+    """Rank of the concept among all built-in concepts (plus this one) by standardised cosine."""
+    from interlingua.translate.retrieval import builtin_datasets, native_directions, retrieval
+
+    datasets = builtin_datasets()
+    datasets[name] = dataset
+    natives = native_directions(model_b, hook_b, datasets)
+    return retrieval(readout, name, natives, pairs.b[hook_b].double().std(0).clamp_min(1e-8))
+
+
+def neuron_search(model_b: LoadedModel, layer: int, pairs: WordPairs, texts: list[str], score_a: torch.Tensor,
+                  dataset: ConceptDataset) -> dict:
+    """B's MLP neurons at the target layer ranked by correlation with A's score on aligned words;
+    the best one is also used alone as a detector on the test texts."""
+    from interlingua.translate.pairs import TARGET
+    from interlingua.translate.units import mlp_neurons, neuron_hooks, unit_search
+
+    hooks = neuron_hooks(model_b, layer)
+    read = at_positions(model_b, texts, hooks, pairs.alignment.token_index[TARGET], max_tokens=model_b.context_length)
+    found = unit_search(mlp_neurons(model_b, layer, *(read[h] for h in hooks)), score_a)
+    best = found["top"][0]
+    test = dataset.split("test")
+    at_test = at_positions(model_b, test.texts, hooks)
+    neuron = mlp_neurons(model_b, layer, *(at_test[h] for h in hooks))[:, best["unit"]]
+    found["layer"] = layer
+    found["best_unit_auroc_test"] = round(auroc(neuron if best["corr"] > 0 else -neuron, test.labels), 4)
+    return found
 
 
 CONTROLS = ("shuffled_pairing", "label_shuffle", "off_by_one", "random_init_target", "lexical_only_target",
