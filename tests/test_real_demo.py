@@ -17,6 +17,9 @@ def test_demo_writes_results_and_report(tmp_path, capsys):
     rows = result["translations"]
     assert [(r["source"], r["target"]) for r in rows] == [("smollm2-135m", "gemma3-270m"), ("gemma3-270m", "smollm2-135m")]
     for r in rows:
-        assert {"auroc_native_target", "auroc_transfer_test", "recovery_test", "controls", "layer_pair_map"} <= set(r)
+        assert {"auroc_native_target", "auroc_transfer_test", "recovery_test", "controls", "layer_pair_map",
+                "methods", "retrieval", "neuron_search"} <= set(r)
+        assert set(r["methods"]) == {"readout_transfer", "ridge_map", "procrustes_map"}
+    assert {t["target"] for t in result["summary"]["targets"]} >= {"median recovery, test", "median recovery, OOD"}
     assert "| plural_noun |" in (tmp_path / "report.md").read_text()
     assert (tmp_path / "plural_noun-smollm2-135m-to-gemma3-270m" / "target" / "concept.safetensors").is_file()

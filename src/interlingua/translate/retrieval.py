@@ -26,13 +26,14 @@ def builtin_datasets() -> dict[str, ConceptDataset]:
     return {n: load_concept(n) for n in builtin_names()}
 
 
-def native_directions(model: LoadedModel, hook: str, datasets: dict[str, ConceptDataset], *,
-                      n_pairs: int = 40) -> dict[str, torch.Tensor]:
-    """Mean(positive) − mean(negative) last-token activation per concept, from ``n_pairs`` train
-    pairs each; memoised on the model (one read of K·2·n_pairs short texts per hook)."""
+def native_directions(model: LoadedModel, hooks: Sequence[str], datasets: dict[str, ConceptDataset], *,
+                      n_pairs: int = 40) -> dict[str, dict[str, torch.Tensor]]:
+    """``{hook: {concept: mean(positive) − mean(negative)}}`` of last-token activations, from
+    ``n_pairs`` train pairs per concept. Memoised on the model; whatever is missing is read in
+    one pass that captures every requested hook (K·2·n_pairs short texts)."""
     memo = model.info.setdefault("native_directions", {})
-    key = {n: (hook, ds.digest, n_pairs, str(model.dtype)) for n, ds in datasets.items()}
-    missing = [n for n in datasets if key[n] not in memo]
+    key = {(h, n): (h, ds.digest, n_pairs, str(model.dtype)) for h in hooks for n, ds in datasets.items()}
+    missing = [n for n in datasets if any(key[h, n] not in memo for h in hooks)]
     if missing:
         texts, spans = [], []
         for name in missing:
@@ -41,10 +42,12 @@ def native_directions(model: LoadedModel, hook: str, datasets: dict[str, Concept
             pos, neg = pos[:n_pairs].tolist(), neg[:n_pairs].tolist()
             spans.append((len(texts), len(pos)))
             texts += [train.texts[i] for i in pos + neg]
-        x = at_positions(model, texts, hook)[hook].double()
-        for name, (start, n) in zip(missing, spans):
-            memo[key[name]] = x[start:start + n].mean(0) - x[start + n:start + 2 * n].mean(0)
-    return {n: memo[key[n]] for n in datasets}
+        read = at_positions(model, texts, list(hooks))
+        for h in hooks:
+            x = read[h].double()
+            for name, (start, n) in zip(missing, spans):
+                memo[key[h, name]] = x[start:start + n].mean(0) - x[start + n:start + 2 * n].mean(0)
+    return {h: {n: memo[key[h, n]] for n in datasets} for h in hooks}
 
 
 def standardised_cosine(readout_weight: torch.Tensor, mean_difference: torch.Tensor, std: torch.Tensor) -> float:

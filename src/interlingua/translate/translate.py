@@ -198,7 +198,7 @@ def translate_concept(
         "r2_val": max(r["r2_val"] for r in layer_rows), "n_words": len(pairs), "n_texts": len(texts),
         "coverage": round(pairs.alignment.coverage, 4),
         "methods": methods,
-        "retrieval": direction_retrieval(concept_a.name, readout, model_b, hook_b, pairs, dataset),
+        "retrieval": direction_retrieval(concept_a.name, readout, model_b, hook_b, hooks_b, pairs, dataset),
         "neuron_search": neuron_search(model_b, model_b.hook(hook_b).layer, pairs, texts, score_a, dataset),
     }
     mean, std = standardiser(pairs.b[hook_b])
@@ -246,14 +246,16 @@ def global_map_methods(concept_a: Concept, pairs: WordPairs, model_b: LoadedMode
     return out
 
 
-def direction_retrieval(name: str, readout: Readout, model_b: LoadedModel, hook_b: str, pairs: WordPairs,
-                        dataset: ConceptDataset) -> dict:
-    """Rank of the concept among all built-in concepts (plus this one) by standardised cosine."""
+def direction_retrieval(name: str, readout: Readout, model_b: LoadedModel, hook_b: str, hooks_b: Sequence[str],
+                        pairs: WordPairs, dataset: ConceptDataset) -> dict:
+    """Rank of the concept among all built-in concepts (plus this one) by standardised cosine.
+    Native directions are read at every candidate hook at once, so later translations into the
+    same model reuse them."""
     from interlingua.translate.retrieval import builtin_datasets, native_directions, retrieval
 
     datasets = builtin_datasets()
     datasets[name] = dataset
-    natives = native_directions(model_b, hook_b, datasets)
+    natives = native_directions(model_b, hooks_b, datasets)[hook_b]
     return retrieval(readout, name, natives, pairs.b[hook_b].double().std(0).clamp_min(1e-8))
 
 
