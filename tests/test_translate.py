@@ -79,8 +79,14 @@ def test_translate_pipeline_on_tiny_models(llama, gemma):
     items = [{"positive": f"{n} said yes {i}.", "negative": f"{n} said no {i}."} for i, n in enumerate(names * 4)]
     ds = from_dict({"name": "yes_no", "train": items[:30], "test": items[30:42], "ood": items[42:]})
     ca = find_concept(llama, ds, hook="resid_post.2", n_boot=10, n_null=2)
-    tr = translate_concept(ca, llama, gemma, ds, layers_b=[1, 3], n_corpus_docs=4)
+    tr = translate_concept(ca, llama, gemma, ds, layers_b=[1, 3], n_corpus_docs=4, mlp=True,
+                           extra_texts=["Some extra words, as if sampled from the source model."])
     m = tr.metrics
+    assert tr.target.provenance["shared_text"]["extra_texts"] == 1
+    assert set(m["methods"]) == {"readout_transfer", "ridge_map", "procrustes_map", "mlp_readout"}
+    assert {"r2_train", "r2_val", "linear_r2_val", "overfit", "recovery_test"} <= set(m["methods"]["mlp_readout"])
+    assert m["retrieval"]["k"] == 24 and 1 <= m["retrieval"]["rank"] <= 24  # 23 built-ins + this one
+    assert m["neuron_search"]["n_units"] == gemma.model.config.intermediate_size
     assert m["source"] == "tiny-llama" and m["target_hook"] in ("resid_post.1", "resid_post.3")
     assert {"recovery_test", "recovery_ood", "auroc_native_target", "auroc_transfer_test", "source_layer",
             "target_layer"} <= set(m)

@@ -115,3 +115,19 @@ def test_mlp_neurons_equal_the_down_projection_input(tiny):
         handle.remove()
     got = mlp_neurons(tiny, layer, *(store[p.name] for p in points))
     torch.testing.assert_close(got, seen["x"].float(), rtol=1e-4, atol=1e-5)
+
+
+def test_mlp_readout_beats_linear_on_a_nonlinear_score_and_reports_its_gap():
+    from interlingua.translate.readout import fit_mlp_transfer
+
+    g = torch.Generator().manual_seed(0)
+    xb = torch.randn(3000, 16, generator=g)
+    score = xb[:, 0].abs() * 2 - 1  # no linear readout can express |x|
+    groups = torch.arange(3000) // 10
+    model, report = fit_mlp_transfer(xb, score, groups, steps=300)
+    assert report["beats_linear"] and report["r2_val"] > 0.8 and report["linear_r2_val"] < 0.1
+    assert not report["overfit"] and abs(report["r2_train"] - report["r2_val"]) < 0.1
+    assert model(xb[:5]).shape == (5,) and not model(xb[:5]).requires_grad
+    with pytest.raises(InterlinguaError, match="two documents"):
+        fit_mlp_transfer(xb[:20], score[:20], torch.zeros(20, dtype=torch.long))
+

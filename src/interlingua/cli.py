@@ -222,8 +222,14 @@ def cmd_translate(args) -> None:
         concept_a = find_concept(model_a, dataset, layers=range(0, model_a.n_layers, 2), n_boot=200, n_null=8,
                                  progress=not args.json)
     controls = ("all",) if args.controls == "all" else tuple(c for c in args.controls.split(",") if c)
+    extra = []
+    if args.sampled_docs:
+        from interlingua.data.sampling import sample_texts
+
+        extra = sample_texts(model_a, args.sampled_docs, seed=args.seed, progress=not args.json)
     tr = translate_concept(concept_a, model_a, model_b, dataset, n_corpus_docs=args.corpus_docs,
-                           pos_weight=args.pos_weight, controls=controls, progress=not args.json)
+                           pos_weight=args.pos_weight, controls=controls, progress=not args.json,
+                           extra_texts=extra, mlp=args.mlp)
     if args.out:
         tr.save(args.out)
     if args.json:
@@ -322,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "translate", help="carry a concept from model A into model B, with evidence and controls",
         description="Find the concept in A (or load it with --source-concept), read A's concept score on aligned "
-                    "words of shared text (the concept's train texts, unlabelled, plus bundled-corpus documents), "
+                    "words of shared text (the concept's train texts, unlabelled, plus bundled-corpus documents "
+                    "and optionally text sampled from A), "
                     "fit a B readout that reproduces that score, choose B's layer on held-out documents, and "
                     "report AUROC on the concept's test/OOD texts against B's native concept (recovery), "
                     "with controls.")
@@ -333,6 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--corpus-docs", type=int, default=60, help="bundled-corpus documents added to the shared text")
     s.add_argument("--pos-weight", type=float, default=1.0,
                    help="weight of words A scores positive (cost of false negatives vs false positives)")
+    s.add_argument("--sampled-docs", type=int, default=0,
+                   help="also generate this many texts from model A (64 new tokens each) and add them to the "
+                        "shared text")
+    s.add_argument("--seed", type=int, default=0, help="seed for --sampled-docs")
+    s.add_argument("--mlp", action="store_true",
+                   help="also fit a small MLP readout (reported beside the linear one, with its held-out "
+                        "over-fitting check)")
     s.add_argument("--controls", default="shuffled_pairing,label_shuffle,synthetic_pair",
                    help="comma-separated controls, or 'all' (adds off_by_one, random_init_target, "
                         "lexical_only_target, self_translation)")

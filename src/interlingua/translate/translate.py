@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from interlingua.metrics import auroc
 from interlingua.models.loaded import LoadedModel
 from interlingua.similarity import r2_score
 from interlingua.translate.pairs import WordPairs, paired_words
-from interlingua.translate.readout import fit_transfer
+from interlingua.translate.readout import fit_mlp_transfer, fit_transfer
 
 MIN_NATIVE_GAP = 0.05  # native AUROC within this of 0.5: recovery is undefined
 
@@ -95,7 +95,8 @@ def split_activations(model: LoadedModel, hook: str, dataset: ConceptDataset, sp
     return memo[key]
 
 
-def evaluate_readout(model_b: LoadedModel, hook_b: str, readout: Readout, dataset: ConceptDataset) -> dict:
+def evaluate_readout(model_b: LoadedModel, hook_b: str, readout: Callable[[torch.Tensor], torch.Tensor],
+                     dataset: ConceptDataset) -> dict:
     """AUROC of a B readout against the concept's labels on test and OOD (last token)."""
     out = {}
     for s in ("test", "ood"):
@@ -143,19 +144,23 @@ def translate_concept(
     controls: Sequence[str] = (),
     progress: bool = False,
     pairs: WordPairs | None = None,
+    extra_texts: Sequence[str] = (),
+    mlp: bool = False,
 ) -> Translation:
     """Readout transfer of ``concept_a`` (found in ``model_a``) into ``model_b``.
 
     ``layers_b`` are the candidate resid_post layers of B (default: every third layer and the
     last). ``native_b`` may be passed to reuse a concept already found in B. ``controls``
     names the controls to run (see :data:`CONTROLS`; ``("all",)`` for every one).
+    ``extra_texts`` join the shared text (e.g. text sampled from A, steered or not); ``mlp``
+    adds a non-linear readout to the methods, with its held-out over-fitting check.
     """
     if concept_a.model is None:
         concept_a.bind(model_a)
     if layers_b is None:
         layers_b = sorted(set(range(1, model_b.n_layers, 3)) | {model_b.n_layers - 1})
     hooks_b = [model_b.hook(f"resid_post.{i}").name for i in layers_b]
-    texts = shared_texts(dataset, n_corpus_docs)
+    texts = shared_texts(dataset, n_corpus_docs) + list(extra_texts)
     # A hooks for the layer-pair map: every third layer up to the concept's (no deeper: free to read)
     layer_a = model_a.hook(concept_a.hook).layer
     hooks_a = sorted({f"resid_post.{i}" for i in range(1, layer_a, 3)} | {concept_a.hook},
@@ -180,6 +185,10 @@ def translate_concept(
     native_same_hook = find_concept(model_b, dataset, hook=hook_b, n_boot=10, n_null=2)
     methods = {"readout_transfer": {**_as_method(transfer, native_b), "target_hook": hook_b}}
     methods.update(global_map_methods(concept_a, pairs, model_b, hook_b, dataset, native_b))
+    if mlp:
+        mlp_readout, report = fit_mlp_transfer(pairs.b[hook_b], score_a, pairs.doc, lam=lam)
+        methods["mlp_readout"] = {**_as_method(evaluate_readout(model_b, hook_b, mlp_readout, dataset), native_b),
+                                  **report, "target_hook": hook_b}
     test_texts = dataset.split("test").texts
     agreement = pearson(text_scores(model_a, test_texts, concept_a.hook, concept_a.readout),
                         text_scores(model_b, test_texts, hook_b, readout))
@@ -209,7 +218,8 @@ def translate_concept(
         metrics={"auroc_test": transfer["test"], "auroc_ood": transfer["ood"]},
         provenance={"translated_from": {"model": model_a.name, "hook": concept_a.hook, "concept": concept_a.name},
                     "layer_sweep": layer_rows, "lam": lam, "pos_weight": pos_weight,
-                    "shared_text": {"concept_train_texts": dataset.size("train"), "corpus_docs": n_corpus_docs}},
+                    "shared_text": {"concept_train_texts": dataset.size("train"), "corpus_docs": n_corpus_docs,
+                        "extra_texts": len(extra_texts)}},
         model=model_b,
     )
     ran = run_controls(
