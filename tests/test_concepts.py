@@ -196,6 +196,14 @@ def test_bind_wrong_width(tiny, toy_concept):
         c.bind(tiny)
 
 
+def test_bind_same_width_other_model(llama, gemma, toy_concept, tmp_path):
+    """Both tiny models are 64 wide: only the name tells a concept of one from the other."""
+    c = find_concept(llama, toy_concept, hook="resid_post.0", n_boot=10, n_null=2)
+    c.save(tmp_path / "c")
+    with pytest.raises(InterlinguaError, match="found in tiny-llama, not in tiny-gemma3"):
+        Concept.load(tmp_path / "c", model=gemma)
+
+
 def test_find_unknown_method_and_hook(llama, toy_concept):
     with pytest.raises(InterlinguaError, match="unknown method"):
         find_concept(llama, toy_concept, method="svm")

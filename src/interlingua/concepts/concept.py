@@ -58,6 +58,13 @@ class Concept:
                 f"concept '{self.name}' was found in {self.model_name} (width {self.weight.shape[0]}); "
                 f"{getattr(model, 'name', model)} has width {getattr(model, 'd_model', '?')}."
             )
+        name = getattr(model, "name", None)
+        if name is not None and name != self.model_name:
+            raise InterlinguaError(
+                f"concept '{self.name}' was found in {self.model_name}, not in {name} (same width, different "
+                f"model: its direction means nothing there). Use --source {self.model_name}, or find the concept "
+                f"again in {name} (`interlingua concept find --model {name} --concept {self.name}`)."
+            )
         self.model = model
         return self
 
