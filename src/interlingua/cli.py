@@ -198,10 +198,10 @@ def _print_translation(tr) -> None:
     print("  B layer sweep (held-out R² of A's score): "
           + ", ".join(f"{r['hook_b']} {r['r2_val']}" for r in tr.layer_map))
     ck = m["cka_debiased_chosen_pair"]
-    print(f"  debiased CKA {m['source_hook']} × {m['target_hook']}: {ck['value']} (shuffled-pairing null "
+    print(f"  debiased CKA (standardised) {m['source_hook']} × {m['target_hook']}: {ck['value']} (shuffled-pairing null "
           f"{ck['null_mean']}, band {ck['null_band']}, p {ck['p']})")
     hooks_b = list(dict.fromkeys(r["hook_b"] for r in tr.layer_pair_map))
-    print("  layer-pair map, debiased CKA (A rows × B columns):")
+    print("  layer-pair map, debiased CKA on standardised activations (A rows × B columns):")
     print("    " + " " * 16 + "".join(f"{h:>15}" for h in hooks_b))
     for ha in dict.fromkeys(r["hook_a"] for r in tr.layer_pair_map):
         vals = {r["hook_b"]: r["cka_debiased"] for r in tr.layer_pair_map if r["hook_a"] == ha}

@@ -34,7 +34,7 @@ from interlingua.data.corpus import load_corpus
 from interlingua.errors import InterlinguaError
 from interlingua.metrics import auroc
 from interlingua.models.loaded import LoadedModel
-from interlingua.similarity import r2_score
+from interlingua.similarity import r2_score, standardise
 from interlingua.translate.pairs import WordPairs, paired_words
 from interlingua.translate.readout import fit_mlp_transfer, fit_transfer
 
@@ -107,14 +107,22 @@ def evaluate_readout(model_b: LoadedModel, hook_b: str, readout: Callable[[torch
     return out
 
 
+def _z(x: torch.Tensor) -> torch.Tensor:
+    return standardise(x)[0]
+
+
 def layer_pair_map(pairs: WordPairs, hooks_a: Sequence[str], hooks_b: Sequence[str], *, n: int = 1500,
                    seed: int = 0) -> list[dict]:
-    """Debiased CKA between every A hook and every B hook on a random subsample of aligned words."""
+    """Debiased CKA between every A hook and every B hook on a random subsample of aligned words.
+
+    Each side is standardised per dimension first: on raw activations a few massive outlier
+    dimensions (Gemma has some) make up most of the Gram matrix and CKA measures only them.
+    """
     from interlingua.similarity import cka_debiased
 
     gen = torch.Generator().manual_seed(seed)
     rows = torch.randperm(len(pairs), generator=gen)[:n]
-    return [{"hook_a": ha, "hook_b": hb, "cka_debiased": round(cka_debiased(pairs.a[ha][rows], pairs.b[hb][rows]), 4)}
+    return [{"hook_a": ha, "hook_b": hb, "cka_debiased": round(cka_debiased(_z(pairs.a[ha][rows]), _z(pairs.b[hb][rows])), 4)}
             for ha in hooks_a for hb in hooks_b]
 
 
@@ -231,7 +239,7 @@ def translate_concept(
 
     sub = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(1))[:1000]
     metrics["cka_debiased_chosen_pair"] = permutation_test(
-        cka_debiased, pairs.a[concept_a.hook][sub], pairs.b[hook_b][sub], n_perm=10)
+        cka_debiased, _z(pairs.a[concept_a.hook][sub]), _z(pairs.b[hook_b][sub]), n_perm=20)
     return Translation(source=concept_a, target=target, metrics=metrics, controls=ran, layer_map=layer_rows,
                        layer_pair_map=pair_map)
 
