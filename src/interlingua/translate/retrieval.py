@@ -27,7 +27,7 @@ def builtin_datasets() -> dict[str, ConceptDataset]:
 
 
 def native_directions(model: LoadedModel, hooks: Sequence[str], datasets: dict[str, ConceptDataset], *,
-                      n_pairs: int = 40) -> dict[str, dict[str, torch.Tensor]]:
+                      n_pairs: int = 20) -> dict[str, dict[str, torch.Tensor]]:
     """``{hook: {concept: mean(positive) − mean(negative)}}`` of last-token activations, from
     ``n_pairs`` train pairs per concept. Memoised on the model; whatever is missing is read in
     one pass that captures every requested hook (K·2·n_pairs short texts)."""

@@ -215,7 +215,7 @@ def translate_concept(
         "r2_val": max(r["r2_val"] for r in layer_rows), "n_words": len(pairs), "n_texts": len(texts),
         "coverage": round(pairs.alignment.coverage, 4),
         "methods": methods,
-        "retrieval": direction_retrieval(concept_a.name, readout, model_b, hook_b, hooks_b, pairs, dataset),
+        "retrieval": direction_retrieval(concept_a.name, readout, model_b, hook_b, pairs, dataset),
         "neuron_search": neuron_search(model_b, model_b.hook(hook_b).layer, pairs, texts, score_a, dataset),
     }
     mean, std = standardiser(pairs.b[hook_b])
@@ -264,35 +264,37 @@ def global_map_methods(concept_a: Concept, pairs: WordPairs, model_b: LoadedMode
     return out
 
 
-def direction_retrieval(name: str, readout: Readout, model_b: LoadedModel, hook_b: str, hooks_b: Sequence[str],
-                        pairs: WordPairs, dataset: ConceptDataset) -> dict:
-    """Rank of the concept among all built-in concepts (plus this one) by standardised cosine.
-    Native directions are read at every candidate hook at once, so later translations into the
-    same model reuse them."""
+def direction_retrieval(name: str, readout: Readout, model_b: LoadedModel, hook_b: str, pairs: WordPairs,
+                        dataset: ConceptDataset) -> dict:
+    """Rank of the concept among all built-in concepts (plus this one) by standardised cosine."""
     from interlingua.translate.retrieval import builtin_datasets, native_directions, retrieval
 
     datasets = builtin_datasets()
     datasets[name] = dataset
-    natives = native_directions(model_b, hooks_b, datasets)[hook_b]
+    natives = native_directions(model_b, [hook_b], datasets)[hook_b]
     return retrieval(readout, name, natives, pairs.b[hook_b].double().std(0).clamp_min(1e-8))
 
 
 def neuron_search(model_b: LoadedModel, layer: int, pairs: WordPairs, texts: list[str], score_a: torch.Tensor,
-                  dataset: ConceptDataset) -> dict:
-    """B's MLP neurons at the target layer ranked by correlation with A's score on aligned words;
-    the best one is also used alone as a detector on the test texts."""
+                  dataset: ConceptDataset, max_words: int = 4000) -> dict:
+    """B's MLP neurons at the target layer ranked by correlation with A's score on aligned words
+    (those of the first texts, up to ``max_words``: one more read of B, kept short); the best one
+    is also used alone as a detector on the test texts."""
     from interlingua.translate.pairs import TARGET
     from interlingua.translate.units import mlp_neurons, neuron_hooks, unit_search
 
+    positions = pairs.alignment.token_index[TARGET]
+    n_texts = max(1, int((torch.tensor([len(p) for p in positions]).cumsum(0) <= max_words).sum()))
     hooks = neuron_hooks(model_b, layer)
-    read = at_positions(model_b, texts, hooks, pairs.alignment.token_index[TARGET], max_tokens=model_b.context_length)
-    found = unit_search(mlp_neurons(model_b, layer, *(read[h] for h in hooks)), score_a)
+    read = at_positions(model_b, texts[:n_texts], hooks, positions[:n_texts], max_tokens=model_b.context_length)
+    n_words = sum(len(p) for p in positions[:n_texts])
+    found = unit_search(mlp_neurons(model_b, layer, *(read[h] for h in hooks)), score_a[:n_words])
     best = found["top"][0]
     test = dataset.split("test")
     at_test = at_positions(model_b, test.texts, hooks)
     neuron = mlp_neurons(model_b, layer, *(at_test[h] for h in hooks))[:, best["unit"]]
-    found["layer"] = layer
-    found["best_unit_auroc_test"] = round(auroc(neuron if best["corr"] > 0 else -neuron, test.labels), 4)
+    found.update(layer=layer, n_words=n_words,
+                 best_unit_auroc_test=round(auroc(neuron if best["corr"] > 0 else -neuron, test.labels), 4))
     return found
 
 
