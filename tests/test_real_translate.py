@@ -19,3 +19,8 @@ def test_plural_noun_transfers_from_smollm2_to_gemma3():
     assert m["recovery_test"] is not None and m["recovery_test"] >= 0.6, m
     assert m["coverage"] > 0.95
     assert all(c["passed"] for c in tr.controls.values()), tr.controls
+    # a lexical concept: the translated direction is nearest to B's own plural direction among 24
+    assert m["retrieval"]["rank"] == 1, m["retrieval"]
+    assert m["neuron_search"]["above_null"], m["neuron_search"]
+    # the label-free global maps carry it too
+    assert m["methods"]["ridge_map"]["recovery_test"] >= 0.6, m["methods"]
