@@ -50,6 +50,23 @@ def test_tms_gates_can_fail():
     assert suite._n_rep(dense.W) == 2 < 4
 
 
+def test_cross_model_gates_can_fail():
+    """Scored as if it were the trained B, the random-init B fails unit matching; scored as the
+    control, the trained B fails the must-fail gates."""
+    trained, random = suite._cross_model(1, 2), suite._cross_model(1, 3, control="random")
+    assert not suite._cross_model_gates(random, None)["unit_matching_precision_recall"]
+    swapped = suite._cross_model_gates(random, trained)
+    assert not swapped["random_init_B_unit_matching_fails"] and not swapped["random_init_B_cka_below_trained"]
+
+
+def test_monosemanticity_measure_separates_trained_from_random_neurons():
+    """The Engineering-Monosemanticity gate needs a measure that can fail: random-init neurons of the
+    same width cover almost no features."""
+    model = suite.random_projected(suite.WORLD, 8 * suite.WORLD.n_features, seed=0)
+    random = suite._neurons(model.W1.detach(), model.b1.detach())
+    assert random["feature_coverage"] <= 0.1 < 0.85
+
+
 def _parse(argv):
     import argparse
 

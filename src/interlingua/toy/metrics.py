@@ -200,15 +200,123 @@ def _hungarian_fallback(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (cols, rows) if transposed else (rows, cols)
 
 
+def hungarian_match(score: Tensor) -> tuple[Tensor, Tensor]:
+    """One-to-one matching that maximises the total score: ``argmax_π Σ_j S_{j,π(j)}``.
+
+    ``score`` is ``(a, b)``; ``min(a, b)`` pairs come back as index tensors ``(rows, cols)``,
+    sorted by row. Solved exactly (Hungarian / Jonker–Volgenant).
+    """
+    rows, cols = _hungarian_min(-score.double().numpy())
+    return torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)
+
+
 def matched_mcc(truth: Tensor, learned: Tensor) -> float:
     """Hungarian-matched mean correlation: ``max_π (1/N) Σ_i |cos(g_i, l_π(i))|`` over one-to-one ``π``.
 
     Unlike MMCS it penalises one learned atom standing in for several true features. With fewer
     learned atoms than true features, unmatched features count as 0.
     """
-    c = cosine_matrix(truth, learned).abs().numpy()
-    rows, cols = _hungarian_min(-c)
+    c = cosine_matrix(truth, learned).abs()
+    rows, cols = hungarian_match(c)
     return float(c[rows, cols].sum() / truth.shape[0])
+
+
+def correlation_matrix(X: Tensor, Y: Tensor) -> Tensor:
+    """Pearson correlation of every column of ``X`` with every column of ``Y`` (paired rows):
+
+    ``C_jl = Σ_t (x_tj − x̄_j)(y_tl − ȳ_l) / (‖x_j − x̄_j‖ ‖y_l − ȳ_l‖)``; a constant column (a
+    dead unit) correlates 0 with everything.
+    """
+    x = X.double() - X.double().mean(0)
+    y = Y.double() - Y.double().mean(0)
+    nx, ny = x.norm(dim=0), y.norm(dim=0)
+    c = (x.T @ y) / (nx[:, None] * ny[None, :]).clamp(min=_EPS)
+    return c * ((nx > _EPS)[:, None] & (ny > _EPS)[None, :])
+
+
+def unit_selectivity(profiles: Tensor) -> Tensor:
+    """How close each unit is to responding to a single feature: ``σ_j = max_i r_ji / ‖r_j‖₂``.
+
+    ``profiles[j, i] = r_ji ≥ 0`` is unit ``j``'s activation when only true feature ``i`` is on
+    (at value 1). ``σ_j`` is the cosine between ``r_j`` and the nearest one-hot profile ``e_i``:
+    1 for a unit that responds to one feature only, ``1/√N`` for one that responds equally to all;
+    0 for a unit that responds to none (dead on single features).
+    """
+    r = profiles.double().clamp(min=0)
+    norm = r.norm(dim=1)
+    return torch.where(norm > _EPS, r.max(1).values / norm.clamp(min=_EPS), torch.zeros_like(norm))
+
+
+def represented_features(profiles: Tensor, kappa: float = 0.9) -> Tensor:
+    """Which true feature each unit represents, from the ground truth: ``R_ji = [r_ji / ‖r_j‖₂ ≥ κ]``.
+
+    A unit represents feature ``i`` when its single-feature response profile is within angle
+    ``arccos κ`` of the one-hot profile ``e_i`` (for ``κ ≥ 1/√2`` at most one ``i`` qualifies).
+    Returns a ``(units, N)`` boolean matrix; a polysemantic or dead unit has an all-false row.
+    """
+    r = profiles.double().clamp(min=0)
+    norm = r.norm(dim=1, keepdim=True)
+    return (r / norm.clamp(min=_EPS) >= kappa) & (norm > _EPS)
+
+
+def monosemantic_fraction(profiles: Tensor, kappa: float = 0.9) -> float:
+    """Share of live units (any single-feature response) that represent one feature at ``κ``."""
+    live = profiles.clamp(min=0).sum(1) > _EPS
+    if not live.any():
+        return 0.0
+    return float(represented_features(profiles, kappa)[live].any(1).double().mean())
+
+
+def feature_coverage(profiles: Tensor, kappa: float = 0.9) -> float:
+    """Share of true features that have at least one unit representing them (``∃ j: R_ji``)."""
+    return float(represented_features(profiles, kappa).any(0).double().mean())
+
+
+@dataclass(frozen=True)
+class Correspondence:
+    """Precision and recall of claimed one-to-one pairs ``K`` against true pairs ``T``.
+
+    ``precision = |K ∩ T| / |K|``; ``recall = |K ∩ T| / ν(T)``, where ``ν(T)`` is the size of a
+    maximum one-to-one matching inside ``T`` (the most correct pairs any one-to-one claim could
+    contain). Undefined values (nothing claimed, nothing true) are ``None``.
+    """
+
+    claimed: int
+    correct: int
+    achievable: int
+    precision: float | None
+    recall: float | None
+
+
+def correspondence_scores(rows: Tensor, cols: Tensor, truth: Tensor) -> Correspondence:
+    """Score claimed pairs ``(rows[t], cols[t])`` against the boolean true-pair matrix ``truth``."""
+    correct = int(truth[rows, cols].sum()) if len(rows) else 0
+    tr, tc = hungarian_match(truth.double())
+    achievable = int(truth[tr, tc].sum())
+    return Correspondence(claimed=len(rows), correct=correct, achievable=achievable,
+                          precision=correct / len(rows) if len(rows) else None,
+                          recall=correct / achievable if achievable else None)
+
+
+def feature_correspondence_scores(rows: Tensor, cols: Tensor, rep_a: Tensor, rep_b: Tensor) -> Correspondence:
+    """Feature-level precision and recall of claimed unit pairs ``(j, l)``.
+
+    ``rep_a`` (``(units_A, N)``) and ``rep_b`` say which true feature each unit represents (see
+    :func:`represented_features`). A pair makes a *feature claim* when either unit represents a
+    feature; the claim is correct when both represent the same one (``∃ i: R^A_ji ∧ R^B_li``).
+    ``precision = correct claims / claims``; ``recall = |{i recovered by a correct claim}| /
+    |{i represented in both models}|`` (``achievable`` is that denominator).
+    """
+    ra, rb = rep_a[rows], rep_b[cols]
+    claims = ra.any(1) | rb.any(1)
+    hits = ra & rb
+    ok = hits.any(1)
+    recovered = int(hits.any(0).sum()) if len(rows) else 0
+    achievable = int((rep_a.any(0) & rep_b.any(0)).sum())
+    n_claims = int(claims.sum())
+    return Correspondence(claimed=n_claims, correct=int(ok.sum()), achievable=achievable,
+                          precision=int(ok.sum()) / n_claims if n_claims else None,
+                          recall=recovered / achievable if achievable else None)
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,12 @@ class ProjectedMLP(nn.Module):
         """Each feature's pre-activation direction over neurons, ``E = P W₁ᵀ ∈ ℝ^{N×k}``."""
         return self.projection @ self.W1.T
 
+    def hidden(self, x: Tensor) -> Tensor:
+        """The ``k`` neuron activations ``ReLU(x P W₁ᵀ + b₁)``, shape ``(batch, k)``."""
+        return torch.relu(x @ self.feature_embedding() + self.b1)
+
     def forward(self, x: Tensor) -> Tensor:
-        return torch.relu(x @ self.feature_embedding() + self.b1) @ self.W2.T
+        return self.hidden(x) @ self.W2.T
 
 
 class FactorisedModel(nn.Module):

@@ -74,18 +74,51 @@ def train_fixed_dataset(model: TiedSuperposition, data: Tensor, steps: int, lr: 
         return float((data - model(data)).pow(2).mean())
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Parameters of a :class:`ProjectedMLP` after ``step`` steps, with its loss ``E‖x − y‖²`` on a
+    fixed held-out sample (the same sample for every snapshot of a run)."""
+
+    step: int
+    loss: float
+    W1: Tensor
+    b1: Tensor
+    W2: Tensor
+
+
+@dataclass(frozen=True)
+class ProjectedRun:
+    loss: float  # mean training loss over the last 5% of steps
+    snapshots: list[Snapshot]
+
+
 def train_projected(model: ProjectedMLP, probability: Tensor, steps: int, batch: int = 1024,
-                    lr: float = 1e-3, seed: int = 0) -> float:
-    """Feature decoding (Jermyn et al.): minimise ``E‖x − model(x)‖²``. Returns the final loss."""
+                    lr: float = 1e-3, seed: int = 0, snapshots: int = 0) -> ProjectedRun:
+    """Feature decoding (Jermyn et al.): minimise ``E‖x − model(x)‖²`` with AdamW (no weight decay).
+
+    With ``snapshots = s > 0`` the parameters are copied every ``steps/s`` steps, so that one run
+    shows how the solution drifts (e.g. monosemanticity at constant loss).
+    """
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    for _ in range(steps):
+    every = steps // snapshots if snapshots else 0
+    held_out = tms_batch(8192, probability, torch.Generator().manual_seed(seed + 1)) if every else None
+    tail = max(1, steps // 20)
+    tail_loss = 0.0
+    taken = []
+    for step in range(1, steps + 1):
         x = tms_batch(batch, probability, g)
         loss = (x - model(x)).pow(2).sum(1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return float(loss.detach())
+        if step > steps - tail:
+            tail_loss += float(loss.detach()) / tail
+        if every and step % every == 0:
+            with torch.no_grad():
+                held = float((held_out - model(held_out)).pow(2).sum(1).mean())
+            taken.append(Snapshot(step, held, *(t.detach().clone() for t in (model.W1, model.b1, model.W2))))
+    return ProjectedRun(tail_loss, taken)
 
 
 @dataclass(frozen=True)
