@@ -359,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_toy_parser(sub)
 
+    from interlingua.steer.cli import add_steer_parser
+
+    add_steer_parser(sub)
+
     s = sub.add_parser("demo", help="the main job: translate concepts between the two bundled models, both ways",
                        description="Find a lexical, a contextual and an order-sensitive built-in concept in both "
                                    "bundled models, translate each into the other model, and report native vs "

@@ -1,0 +1,182 @@
+"""The causal check of a translation: does steering B along the translated concept do what B's own
+concept does?
+
+A translation carries concept ``c`` of model A into a readout of model B at hook ``h``
+(:func:`interlingua.translate.translate_concept`). Correlation on text is not causation: the
+translated direction might read ``c`` in B without being what B *uses*. So B is steered at ``h``
+along three unit directions with the same added norm (``strength × typical norm at h``):
+
+* the translated concept (``translation.target.direction``),
+* B's native concept, found in B from the concept's labels at the same hook,
+* a random direction (the null: it must do nothing),
+
+plus the unsteered model and a prompt baseline. Each continuation is judged by **A's detector**
+(A's concept, run on model A, reading B's text: the model-independent "interlingua" judge) and by
+**B's detector** (B's native concept reading the text on B). With effects measured from the
+unsteered continuations (:mod:`interlingua.steer.evaluate`):
+
+* ``efficacy``         e = effect(translated) / effect(native), at the largest strength;
+* ``random_efficacy``  effect(random) / effect(native): must be near 0 (target ≤ 0.1);
+* ``prompt_effect``    effect(prompt baseline) / effect(native): above 1, prompting beats steering;
+* ``kl_ratio``         KL side effect of the translated direction over the native one *at matched
+  effect* (the native KL interpolated, over the strength grid, at the native strength that gives
+  the translated direction's effect), or at matched strength where the effects cannot be matched.
+
+Ratios whose denominator is not a real effect (the native direction does not steer: its effect is
+below ``min_native_effect`` or within twice the random one) are reported as ``None`` with the
+reason, never as a number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from interlingua.errors import InterlinguaError
+from interlingua.steer.evaluate import (
+    DEFAULT_PROMPTS,
+    Evaluator,
+    Settings,
+    concept_token_sets,
+    make_judge,
+    prompt_baseline,
+    random_direction,
+)
+from interlingua.steer.interventions import add
+
+MIN_NATIVE_EFFECT = 0.1  # in units of the detector's test-set gap between classes
+
+TARGETS = {"efficacy": ">= 0.5 for at least half the concepts the native vector can steer",
+           "random_efficacy": "<= 0.1", "kl_ratio": "<= 2 at matched effect"}
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den == 0:
+        return None
+    return round(num / den, 4)
+
+
+def _interp(x: float, xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Piecewise-linear y(x) through points sorted by x; None outside their range."""
+    pts = sorted(zip(xs, ys))
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if x0 <= x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return None
+
+
+def causal_check(
+    translation,
+    model_a,
+    model_b,
+    dataset,
+    *,
+    prompts: Sequence[str] | None = None,
+    strengths: Sequence[float] = (0.5, 1.0),
+    native=None,
+    native_method: str = "logistic",
+    settings: Settings | None = None,
+    min_native_effect: float = MIN_NATIVE_EFFECT,
+    random_seed: int = 0,
+    progress: bool = False,
+) -> dict:
+    """Steer ``model_b`` with the translated, native and random directions; return the efficacy record."""
+    from interlingua.concepts import find_concept
+
+    strengths = sorted(float(s) for s in strengths)
+    if not strengths or strengths[0] <= 0:
+        raise InterlinguaError("the causal check needs positive strengths (toward the concept), e.g. 0.5,1.0.")
+    target = translation.target
+    concept_a = translation.source
+    if concept_a.model is None:
+        concept_a.bind(model_a)
+    if target.model_name != model_b.name and target.weight.shape[0] != model_b.d_model:
+        raise InterlinguaError(f"the translation targets {target.model_name}, not {model_b.name}.")
+    hook = model_b.hook(target.hook).name
+    if native is None:
+        native = find_concept(model_b, dataset, hook=hook, method=native_method, n_boot=10, n_null=2)
+    if native.hook != hook:
+        raise InterlinguaError(f"the native concept is at {native.hook}; the translation is at {hook}.")
+    native.bind(model_b)
+    norm = native.typical_norm  # one typical norm for all three directions: the added norms match exactly
+    judges = [make_judge(f"A:{model_a.name}", concept_a, dataset), make_judge(f"B:{model_b.name}", native, dataset)]
+    ev = Evaluator(model_b, list(prompts or DEFAULT_PROMPTS), judges, token_sets=concept_token_sets(model_b, dataset),
+                   settings=settings or Settings(), progress=progress)
+    base_prompts, prefix = prompt_baseline(ev.prompts, dataset)
+    directions = {"translated": target.direction, "native": native.direction,
+                  "random": random_direction(model_b.d_model, random_seed)}
+    rows = [ev.run("unsteered"), ev.run("prompt", prompts=base_prompts, kl=False)]
+    for s in strengths:
+        for name, d in directions.items():
+            if name == "random" and s != strengths[-1]:
+                continue  # the null at the largest strength, where it has the most chance to move anything
+            rows.append(ev.run(name, [add(d, s, hook=hook, typical_norm=norm)], hook=hook, strength=s,
+                               vector_norm=round(s * norm, 4)))
+
+    def eff(cond: str, judge: str, s: float | None = None) -> float | None:
+        for r in rows:
+            if r["condition"] == cond and (s is None or r.get("strength") == s):
+                return r["effect"][judge]
+        return None
+
+    def kl(cond: str, s: float) -> float | None:
+        return next((r["kl"] for r in rows if r["condition"] == cond and r.get("strength") == s), None)
+
+    top = strengths[-1]
+    by_judge: dict = {}
+    for j in judges:
+        n, t, r, p = eff("native", j.name, top), eff("translated", j.name, top), eff("random", j.name, top), \
+            eff("prompt", j.name)
+        steers = n is not None and n >= min_native_effect and (r is None or n > 2 * abs(r))
+        reason = None if steers else (
+            f"native effect {n} is below {min_native_effect} or within twice the random effect {r}: B's native "
+            "direction does not steer this concept here, so the ratios are undefined")
+        by_judge[j.name] = {
+            "native_steers": steers, "reason": reason,
+            "efficacy": _ratio(t, n) if steers else None,
+            "random_efficacy": _ratio(r, n) if steers else None,
+            "prompt_effect": _ratio(p, n) if steers else None,
+            "effects": {"native": n, "translated": t, "random": r, "prompt": p},
+        }
+    judge_a = judges[0].name
+    kl_ratio, basis = _kl_at_matched_effect(
+        [eff("native", judge_a, s) for s in strengths], [kl("native", s) for s in strengths],
+        eff("translated", judge_a, top), kl("translated", top))
+    if kl_ratio is None:
+        kl_ratio, basis = _ratio(kl("translated", top), kl("native", top)), "matched strength"
+    primary = by_judge[judge_a]
+    return {
+        "concept": concept_a.name, "source": model_a.name, "target": model_b.name, "hook": hook,
+        "strengths": strengths, "typical_norm": round(norm, 4), "native_method": native.method,
+        "efficacy": primary["efficacy"], "random_efficacy": primary["random_efficacy"],
+        "prompt_effect": primary["prompt_effect"], "kl_ratio": kl_ratio, "kl_ratio_basis": basis,
+        "native_steers": primary["native_steers"], "by_judge": by_judge,
+        "judges": [{"name": j.name, "model": j.concept.model_name, "hook": j.concept.hook, "gap": j.gap} for j in judges],
+        "prompt_prefix": prefix, "targets": TARGETS, "rows": rows,
+        "translation": {k: translation.metrics.get(k) for k in ("auroc_transfer_test", "auroc_native_target",
+                                                                "recovery_test", "cosine_native_same_hook")},
+    }
+
+
+def _kl_at_matched_effect(native_effects, native_kls, effect_t, kl_t) -> tuple[float | None, str]:
+    """KL_translated / KL_native(at the native strength whose effect equals the translated effect)."""
+    if effect_t is None or kl_t is None or any(v is None for v in native_effects + native_kls) or effect_t <= 0:
+        return None, ""
+    xs, ys = [0.0, *native_effects], [0.0, *native_kls]
+    if any(b <= a for a, b in zip(xs, xs[1:])):  # the native effect must grow with strength to be inverted
+        return None, ""
+    kl_n = _interp(effect_t, xs, ys)
+    if kl_n is None or kl_n <= 0 or not math.isfinite(kl_n):
+        return None, ""
+    return round(kl_t / kl_n, 4), "matched effect (native KL interpolated over strength)"
+
+
+def summarize(records: Sequence[dict]) -> dict:
+    """Across concepts: how many the native vector steers, and how many of those reach e >= 0.5."""
+    steerable = [r for r in records if r.get("native_steers")]
+    good = [r for r in steerable if (r.get("efficacy") or 0) >= 0.5]
+    rand_ok = [r for r in steerable if r.get("random_efficacy") is not None and abs(r["random_efficacy"]) <= 0.1]
+    kl_ok = [r for r in steerable if r.get("kl_ratio") is not None and r["kl_ratio"] <= 2]
+    return {"concepts": len(records), "native_steers": len(steerable), "efficacy_at_least_0.5": len(good),
+            "efficacy_target_met": bool(steerable) and len(good) * 2 >= len(steerable),
+            "random_efficacy_within_0.1": len(rand_ok), "kl_ratio_within_2": len(kl_ok)}

@@ -1,0 +1,454 @@
+"""Judging steered text: behaviour, coherence cost, and a layer × strength sweep with baselines.
+
+**Behaviour** of a continuation is read two ways:
+
+* a concept *detector* (a :class:`~interlingua.concepts.Concept` of any model: A's detector can
+  judge B's text) scores the continuation text on its own, unsteered model; the score is the
+  readout averaged over the continuation's tokens (``read="mean"``, robust to where the text
+  stops) or read at its last token (``read="last"``, as concepts are fitted). The prompt is left
+  out, so a baseline that changes the prompt is judged on what the model wrote, not on what it
+  was given. The *effect* of a condition is its mean score minus the unsteered mean, divided by
+  the detector's gap between the concept's positive and negative test texts (read the same
+  way): 1.0 means "moved as far as from a negative to a positive example".
+* the *next-token log-odds*: ``log P(concept words) − log P(opposite words)`` for the next token
+  at every generation step, where the word sets are the words found only in the positive (or
+  only in the negative) texts of the concept's training split.
+
+**Coherence cost**: perplexity of the continuation under the *unsteered* model, given the plain
+prompt; and the KL divergence KL(unsteered ‖ steered) of next-token distributions on neutral
+corpus text with the intervention applied at every token.
+
+**Baselines in every table**: the unsteered model, a prompt that asks for the concept (by default
+three positive training examples put before the prompt: published results find prompting beats
+steering vectors, AxBench 0.894 vs 0.239), and a norm-matched random direction at every layer and
+strength, which must do nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from interlingua.errors import InterlinguaError
+from interlingua.steer.generate import Generations, encode_prompts, generate, token_set_ids
+from interlingua.steer.interventions import Intervention, add, steering
+
+DEFAULT_PROMPTS = [
+    "I think that",
+    "Yesterday I went to",
+    "Let me tell you about",
+    "My friend told me that",
+    "The best thing about the city is",
+    "When we arrived at the hotel,",
+    "The book was",
+    "Today the weather",
+]
+
+
+# ---- detectors ------------------------------------------------------------------------------
+
+
+def _skip_special(tokenizer) -> int:
+    """Leading special tokens the tokenizer adds (BOS): left out of a mean read."""
+    return len(tokenizer("")["input_ids"])
+
+
+def detector_scores(concept, texts: Sequence[str], *, read: str = "mean") -> torch.Tensor:
+    """The concept's readout on each text (NaN for an empty text), on the concept's own model."""
+    from interlingua.activations import at_positions
+
+    if read not in ("mean", "last"):
+        raise InterlinguaError(f"read must be 'mean' or 'last', not {read!r}.")
+    model = concept._loaded()
+    skip = _skip_special(model.tokenizer)
+    keep = [i for i, t in enumerate(texts) if t.strip()]
+    out = torch.full((len(texts),), float("nan"))
+    if not keep:
+        return out
+    sub = [texts[i] for i in keep]
+    lengths = [len(ids) for ids in model.tokenizer(sub)["input_ids"]]
+    if read == "last":
+        positions = [[n - 1] for n in lengths]
+    else:
+        positions = [list(range(min(skip, n - 1), n)) for n in lengths]
+    acts = at_positions(model, sub, concept.hook, positions)[concept.hook]
+    scores = concept.readout(acts)
+    at = 0
+    for i, pos in zip(keep, positions):
+        out[i] = scores[at:at + len(pos)].mean()
+        at += len(pos)
+    return out
+
+
+@dataclass
+class Judge:
+    """A detector with a name and its positive-vs-negative gap on the concept's test texts."""
+
+    name: str
+    concept: object
+    gap: float | None = None
+    read: str = "mean"
+
+    def scores(self, texts: Sequence[str]) -> torch.Tensor:
+        return detector_scores(self.concept, texts, read=self.read)
+
+
+def make_judge(name: str, concept, dataset=None, *, read: str = "mean") -> Judge:
+    """A :class:`Judge`; with a dataset its gap is measured on the test split (the effect's unit)."""
+    gap = None
+    if dataset is not None and "test" in dataset.splits:
+        test = dataset.split("test")
+        s = detector_scores(concept, test.texts, read=read)
+        gap = float(s[test.binary].nanmean() - s[~test.binary].nanmean())
+        if not math.isfinite(gap) or abs(gap) < 1e-6:
+            gap = None
+    return Judge(name=name, concept=concept, gap=gap, read=read)
+
+
+# ---- concept words --------------------------------------------------------------------------
+
+
+def concept_words(dataset, split: str = "train") -> tuple[list[str], list[str]]:
+    """Words found only in the positive texts, and only in the negative texts, of ``split``."""
+    data = dataset.split(split)
+    words = lambda t: set(re.findall(r"[a-z][a-z']+", t.lower()))  # noqa: E731
+    pos = set().union(*(words(t) for t, y in zip(data.texts, data.binary.tolist()) if y))
+    neg = set().union(*(words(t) for t, y in zip(data.texts, data.binary.tolist()) if not y))
+    return sorted(pos - neg), sorted(neg - pos)
+
+
+def concept_token_sets(model, dataset) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """First-token ids of the concept's and the opposite words (ids in both sets dropped), or None."""
+    pos_w, neg_w = concept_words(dataset)
+    if not pos_w or not neg_w:
+        return None
+    pos, neg = token_set_ids(model, pos_w), token_set_ids(model, neg_w)
+    both = set(pos.tolist()) & set(neg.tolist())
+    pos = torch.tensor([t for t in pos.tolist() if t not in both], dtype=torch.long)
+    neg = torch.tensor([t for t in neg.tolist() if t not in both], dtype=torch.long)
+    return (pos, neg) if len(pos) and len(neg) else None
+
+
+# ---- coherence ------------------------------------------------------------------------------
+
+
+def continuation_perplexity(model, prompt_ids: Sequence[Sequence[int]], new_ids: Sequence[Sequence[int]]) -> float:
+    """exp(mean NLL) of the continuation tokens under the unsteered ``model`` given ``prompt_ids``."""
+    total, count = 0.0, 0
+    rows = [(list(p), list(n)) for p, n in zip(prompt_ids, new_ids) if n]
+    if not rows:
+        return float("nan")
+    pad = model.tokenizer.pad_token_id
+    with torch.inference_mode():
+        for start in range(0, len(rows), 8):
+            batch = rows[start:start + 8]
+            width = max(len(p) + len(n) for p, n in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, (p, n) in enumerate(batch):
+                ids[i, :len(p) + len(n)] = torch.tensor(p + n)
+                mask[i, :len(p) + len(n)] = 1
+            logp = torch.log_softmax(model.model(input_ids=ids.to(model.device),
+                                                 attention_mask=mask.to(model.device)).logits.float(), -1)
+            for i, (p, n) in enumerate(batch):
+                pred = logp[i, len(p) - 1:len(p) + len(n) - 1]
+                total -= float(pred.gather(1, torch.tensor(n, device=pred.device).unsqueeze(1)).sum())
+                count += len(n)
+    return math.exp(total / count)
+
+
+@dataclass
+class NeutralText:
+    """Neutral corpus text, tokenized once, for the KL side effect of an intervention.
+
+    The unsteered next-token log-probabilities are computed once (at real tokens only) and kept.
+    """
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    chunk: int
+    _base: list[torch.Tensor] | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, model, texts: Sequence[str] | None = None, *, n_docs: int = 4, max_tokens: int = 32) -> NeutralText:
+        from interlingua.data.corpus import load_corpus
+
+        texts = list(texts) if texts else load_corpus("test", max_docs=n_docs)
+        rows = [x[:max_tokens] for x in model.tokenizer(texts)["input_ids"]]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), model.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, :len(r)] = torch.tensor(r)
+            mask[i, :len(r)] = 1
+        # bound the float32 logits held at once to ~256 MB (Gemma-3's vocabulary is 262k)
+        chunk = max(1, int(256e6 // (4 * width * model.vocab_size * 2)))
+        return cls(ids=ids, mask=mask, chunk=chunk)
+
+    def _logprobs(self, model, s: int) -> torch.Tensor:
+        ids, mask = self.ids[s:s + self.chunk].to(model.device), self.mask[s:s + self.chunk].to(model.device)
+        logits = model.model(input_ids=ids, attention_mask=mask).logits.float()
+        return torch.log_softmax(logits[mask.bool()], -1)
+
+    def kl(self, model, interventions: Sequence[Intervention]) -> float:
+        """Mean over real tokens of KL(unsteered ‖ steered), intervening at every token."""
+        everywhere = [dataclasses.replace(iv, positions="all", tokens=None) for iv in interventions]
+        starts = range(0, len(self.ids), self.chunk)
+        total, count = 0.0, 0
+        with torch.inference_mode():
+            if self._base is None:
+                self._base = [self._logprobs(model, s) for s in starts]
+            for s, base in zip(starts, self._base):
+                with steering(model, everywhere):
+                    steered = self._logprobs(model, s)
+                total += float((base.exp() * (base - steered)).sum())
+                count += base.shape[0]
+        return total / max(count, 1)
+
+
+# ---- directions per layer -------------------------------------------------------------------
+
+
+@dataclass
+class LayerDirection:
+    """A steering direction at one hook and the typical activation norm there."""
+
+    hook: str
+    direction: torch.Tensor
+    typical_norm: float
+
+
+def layer_directions(model, dataset, layers: Sequence[int], *, method: str = "diff_of_means") -> list[LayerDirection]:
+    """The concept's direction at ``resid_post`` of each layer, fitted on the train split in one pass."""
+    from interlingua.activations import at_positions
+    from interlingua.concepts.find import fit
+
+    hooks = [model.hook(f"resid_post.{int(i)}").name for i in layers]
+    train = dataset.split("train")
+    acts = at_positions(model, train.texts, hooks)
+    out = []
+    for h in hooks:
+        readout = fit(method, acts[h], train)
+        out.append(LayerDirection(hook=h, direction=readout.direction, typical_norm=float(acts[h].norm(dim=1).median())))
+    return out
+
+
+def random_direction(width: int, seed: int) -> torch.Tensor:
+    """A uniformly random unit vector (seeded)."""
+    v = torch.randn(width, generator=torch.Generator().manual_seed(seed))
+    return v / v.norm()
+
+
+def prompt_baseline(prompts: Sequence[str], dataset=None, *, positive: bool = True, prefix: str | None = None,
+                    n_examples: int = 3) -> tuple[list[str], str]:
+    """Prompts that ask for the concept: ``prefix`` before each prompt; by default ``n_examples``
+    training texts of the wanted class, one per line (few-shot priming, which works on base models)."""
+    if prefix is None:
+        if dataset is None:
+            raise InterlinguaError("the prompt baseline needs the concept's dataset or an explicit prefix.")
+        train = dataset.split("train")
+        want = train.binary if positive else ~train.binary
+        examples = [t for t, y in zip(train.texts, want.tolist()) if y][:n_examples]
+        prefix = "\n".join(examples) + "\n"
+    return [prefix + p for p in prompts], prefix
+
+
+# ---- evaluating conditions ------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    max_new_tokens: int = 24
+    temperature: float = 0.0
+    seed: int = 0
+    batch_size: int = 8
+    chat: bool = False
+
+
+@dataclass
+class Evaluator:
+    """Runs and judges conditions on one model with one set of prompts, judges and neutral text."""
+
+    model: object
+    prompts: list[str]
+    judges: list[Judge]
+    token_sets: tuple[torch.Tensor, torch.Tensor] | None = None
+    neutral: NeutralText | None = None
+    settings: Settings = field(default_factory=Settings)
+    progress: bool = False
+    baseline: dict | None = None
+
+    def __post_init__(self) -> None:
+        if self.neutral is None:
+            self.neutral = NeutralText.build(self.model)
+        # perplexity is always of the continuation given the *plain* prompt, also for the prompt baseline
+        self._base_ids = encode_prompts(self.model, self.prompts, chat=self.settings.chat)
+
+    def _generate(self, prompts, interventions) -> Generations:
+        s = self.settings
+        return generate(self.model, prompts, interventions=interventions, max_new_tokens=s.max_new_tokens,
+                        temperature=s.temperature, seed=s.seed, batch_size=s.batch_size, chat=s.chat,
+                        token_sets=self.token_sets)
+
+    def run(self, condition: str, interventions: Sequence[Intervention] = (), *, prompts: list[str] | None = None,
+            kl: bool = True, **info) -> dict:
+        """Generate, judge and cost one condition; effects are relative to the unsteered condition."""
+        gens = self._generate(prompts or self.prompts, list(interventions))
+        base_ids = self._base_ids
+        row: dict = {"condition": condition, **info}
+        conts = gens.continuations
+        row["behaviour"] = {j.name: _mean(j.scores(conts)) for j in self.judges}
+        row["token_logodds"] = _mean(torch.tensor(gens.token_logodds)) if gens.token_logodds is not None else None
+        row["perplexity"] = _round(continuation_perplexity(self.model, base_ids, gens.new_ids))
+        row["kl"] = _round(self.neutral.kl(self.model, list(interventions))) if kl and interventions else \
+            (0.0 if kl else None)
+        row["n_empty"] = sum(1 for c in conts if not c.strip())
+        row["examples"] = [c for c in conts[:3]]
+        if condition == "unsteered":
+            self.baseline = row
+        self._add_effects(row)
+        return row
+
+    def _add_effects(self, row: dict) -> None:
+        base = self.baseline
+        row["effect"] = {}
+        for j in self.judges:
+            b, v = (base or {}).get("behaviour", {}).get(j.name), row["behaviour"][j.name]
+            if b is None or v is None:
+                row["effect"][j.name] = None
+            else:
+                row["effect"][j.name] = _round((v - b) / j.gap if j.gap else v - b)
+        b = (base or {}).get("token_logodds")
+        row["token_logodds_effect"] = _round(row["token_logodds"] - b) \
+            if b is not None and row["token_logodds"] is not None else None
+
+
+def _mean(x: torch.Tensor) -> float | None:
+    x = x.float()
+    x = x[torch.isfinite(x)]
+    return round(float(x.mean()), 4) if len(x) else None
+
+
+def _round(x: float | None, nd: int = 4) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), nd)
+
+
+# ---- the sweep ------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    """Rows (unsteered, prompt, then steer and random per layer × strength) and what they were run with."""
+
+    rows: list[dict]
+    judges: list[dict]
+    settings: dict
+
+    def to_json(self) -> dict:
+        return {"rows": self.rows, "judges": self.judges, "settings": self.settings, "summary": self.summary()}
+
+    def summary(self) -> dict:
+        """Best steering cell, the prompt baseline and the largest random effect, by the first judge."""
+        if not self.judges:
+            return {}
+        j = self.judges[0]["name"]
+        steer = [r for r in self.rows if r["condition"] == "steer" and r["effect"].get(j) is not None]
+        rand = [r for r in self.rows if r["condition"] == "random" and r["effect"].get(j) is not None]
+        prompt = next((r for r in self.rows if r["condition"] == "prompt"), None)
+        best = max(steer, key=lambda r: r["effect"][j], default=None)
+        return {
+            "judge": j,
+            "best_steer": None if best is None else {k: best[k] for k in ("hook", "strength", "effect", "perplexity", "kl")},
+            "prompt_effect": None if prompt is None else prompt["effect"].get(j),
+            "max_abs_random_effect": max((abs(r["effect"][j]) for r in rand), default=None),
+        }
+
+    def table(self) -> str:
+        """A fixed-width text table of every row."""
+        names = [j["name"] for j in self.judges]
+        head = f"{'condition':<10}{'hook':<15}{'strength':>9}" + "".join(f"{'effect:' + n[:12]:>20}" for n in names) \
+            + f"{'Δlogodds':>10}{'ppl':>9}{'KL':>9}"
+        lines = [head, "-" * len(head)]
+        for r in self.rows:
+            eff = "".join(f"{_fmt(r['effect'].get(n)):>20}" for n in names)
+            lines.append(f"{r['condition']:<10}{r.get('hook') or '-':<15}{_fmt(r.get('strength')):>9}{eff}"
+                         f"{_fmt(r.get('token_logodds_effect')):>10}{_fmt(r.get('perplexity'), 1):>9}"
+                         f"{_fmt(r.get('kl'), 3):>9}")
+        return "\n".join(lines)
+
+    def plot(self, path) -> bool:
+        """Effect vs strength per layer (steer solid, random dashed, prompt as a line); False without matplotlib."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            return False
+        if not self.judges:
+            return False
+        j = self.judges[0]["name"]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        hooks = list(dict.fromkeys(r["hook"] for r in self.rows if r["condition"] == "steer"))
+        for h in hooks:
+            for cond, style in (("steer", "-o"), ("random", "--x")):
+                pts = sorted((r["strength"], r["effect"][j]) for r in self.rows
+                             if r["condition"] == cond and r["hook"] == h and r["effect"][j] is not None)
+                if pts:
+                    ax.plot(*zip(*pts), style, label=f"{h} ({cond})")
+        prompt = next((r for r in self.rows if r["condition"] == "prompt"), None)
+        if prompt and prompt["effect"].get(j) is not None:
+            ax.axhline(prompt["effect"][j], color="k", lw=1, label="prompt baseline")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xlabel("strength (× typical norm)")
+        ax.set_ylabel(f"effect ({j} detector)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return True
+
+
+def _fmt(x, nd: int = 3) -> str:
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def sweep(
+    evaluator: Evaluator,
+    directions: Sequence[LayerDirection],
+    strengths: Sequence[float],
+    *,
+    baseline_prompts: Sequence[str] | None = None,
+    positions: str = "all",
+    random_seed: int = 0,
+    make_interventions: Callable[[LayerDirection, float], list[Intervention]] | None = None,
+) -> SweepResult:
+    """Unsteered, prompt baseline, then for every direction and strength: steer and a norm-matched random."""
+    if not strengths:
+        raise InterlinguaError("give at least one strength.")
+    build = make_interventions or (lambda d, s: [add(d.direction, s, hook=d.hook, typical_norm=d.typical_norm,
+                                                     positions=positions)])
+    rows = [evaluator.run("unsteered")]
+    if baseline_prompts is not None:
+        rows.append(evaluator.run("prompt", prompts=list(baseline_prompts), kl=False))
+    cells = [(d, s) for d in directions for s in strengths]
+    for i, (d, s) in enumerate(tqdm(cells, desc="layer × strength", disable=not evaluator.progress)):
+        tail = d.hook.rpartition(".")[2]
+        layer = int(tail) if tail.isdigit() else None  # None: several layers at once (a control-vector file)
+        rows.append(evaluator.run("steer", build(d, s), hook=d.hook, layer=layer, strength=s,
+                                  vector_norm=_round(abs(s) * d.typical_norm)))
+        seed = random_seed + 1000 * (layer if layer is not None else 999)
+        rnd = LayerDirection(d.hook, random_direction(d.direction.shape[0], seed), d.typical_norm)
+        rows.append(evaluator.run("random", build(rnd, s), hook=d.hook, layer=layer, strength=s,
+                                  vector_norm=_round(abs(s) * d.typical_norm)))
+    judges = [{"name": j.name, "model": getattr(j.concept, "model_name", None), "hook": j.concept.hook,
+               "gap": _round(j.gap), "read": j.read} for j in evaluator.judges]
+    settings = {**dataclasses.asdict(evaluator.settings), "prompts": evaluator.prompts, "positions": positions,
+                "strength_scale": "relative (× typical norm at the hook)"}
+    return SweepResult(rows=rows, judges=judges, settings=settings)

@@ -1,0 +1,102 @@
+"""`interlingua steer`: sweep with baselines as JSON and files, GGUF export/import, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from interlingua.cli import main
+from interlingua.steer.gguf import ControlVector
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on a CPU shared with other jobs, two OpenMP threads make these small models
+    ~15× slower (measured); results are compared within one setting, so this changes no assertion."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, llama):
+    path = tmp_path_factory.mktemp("tiny-llama-steer")
+    llama.model.save_pretrained(path)
+    llama.tokenizer.save_pretrained(path)
+    return path
+
+
+FAST = ["--max-examples", "12", "--max-new-tokens", "3", "--prompt", "The", "--prompt", "She said"]
+
+
+def test_sweep_json_and_files(model_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["steer", "--model", str(model_dir), "--concept", "sentiment", "--layers", "1,2", "--strengths",
+                 "0.5,1", "--out", str(out), "--json", *FAST]) == 0
+    res = json.loads(capsys.readouterr().out)
+    conds = [r["condition"] for r in res["rows"]]
+    assert conds[:2] == ["unsteered", "prompt"] and conds.count("steer") == 4 and conds.count("random") == 4
+    assert {r["hook"] for r in res["rows"] if r["condition"] == "steer"} == {"resid_post.1", "resid_post.2"}
+    for key in ("effect", "behaviour", "perplexity", "kl", "token_logodds_effect", "examples"):
+        assert key in res["rows"][2]
+    assert res["summary"]["judge"] and "max_abs_random_effect" in res["summary"]
+    assert res["prompt_prefix"].count("\n") == 3
+    saved = json.loads((out / "steer.json").read_text())
+    assert saved["rows"] == res["rows"]
+    assert "unsteered" in (out / "steer.txt").read_text()
+
+
+def test_sweep_text_output(model_dir, capsys):
+    assert main(["steer", "--model", str(model_dir), "--concept", "sentiment", "--layers", "2", "--strengths", "1",
+                 *FAST]) == 0
+    text = capsys.readouterr().out
+    assert "effect" in text and "random" in text and "prompt" in text and "best steering" in text
+
+
+def test_export_then_import_gguf(model_dir, tmp_path, capsys):
+    f = tmp_path / "v.gguf"
+    assert main(["steer", "--model", str(model_dir), "--concept", "sentiment", "--layers", "2", "--strengths", "0.5",
+                 "--export-gguf", str(f), "--json", *FAST]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["tensor"] == "direction.2" and info["hook"] == "resid_post.2"
+    cv = ControlVector.load(f)
+    assert list(cv.directions) == [2]
+    assert float(cv.directions[2].norm()) == pytest.approx(0.5 * info["typical_norm"], rel=1e-4)
+    assert cv.metadata["interlingua.concept"] == "sentiment"
+    assert main(["steer", "--model", str(model_dir), "--concept", "sentiment", "--import-gguf", str(f),
+                 "--strengths", "1,2", "--json", *FAST]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["layers"] == [2]
+    steer = [r for r in res["rows"] if r["condition"] == "steer"]
+    rand = [r for r in res["rows"] if r["condition"] == "random"]
+    assert [r["strength"] for r in steer] == [1.0, 2.0] and len(rand) == 2
+    assert steer[0]["hook"] == "resid_post.2"
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--concept", "sentiment", "--layers", "2", "--strengths", "0.5,1", "--export-gguf", "x.gguf"], "one strength"),
+    (["--concept", "sentiment", "--layers", "0", "--strengths", "0.5", "--export-gguf", "x.gguf"], "block 0"),
+    (["--concept", "sentiment", "--layers", "2", "--strengths", "nan"], "finite"),
+    (["--concept", "sentiment", "--layers", "9"], "out of range"),
+    (["--concept", "sentiment", "--layers", "two"], "layer numbers"),
+    (["--concept", "no_such_concept"], "no_such_concept"),
+    ([], "--concept"),
+    (["--concept", "sentiment", "--import-gguf", "missing.gguf"], "does not exist"),
+])
+def test_bad_arguments_one_clear_line(model_dir, tmp_path, capsys, monkeypatch, args, match):
+    monkeypatch.chdir(tmp_path)
+    assert main(["steer", "--model", str(model_dir), *args, *FAST]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # progress bars may come before it
+    assert last.startswith("interlingua: error:") and match in last and "Traceback" not in err
+
+
+def test_help_explains(capsys):
+    with pytest.raises(SystemExit):
+        main(["steer", "--help"])
+    text = capsys.readouterr().out
+    for word in ("causal", "export-gguf", "import-gguf", "random", "prompt", "typical"):
+        assert word in text
