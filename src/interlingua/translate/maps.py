@@ -88,20 +88,21 @@ def fit_ridge_map(xa: torch.Tensor, xb: torch.Tensor, *, lams: Sequence[float] =
     return GlobalMap("ridge", m, ma, mb, inv, {"lam": lam, "r2_val_b_to_a": round(scores[lam], 4)})
 
 
-def _whitener(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(mean, P [d, k], P⁺ [k, d]): z = (x − mean) P has identity covariance; x ≈ z P⁺ + mean."""
+def _whiteners(x: torch.Tensor, ks: Sequence[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per k: (mean, P [d, k], P⁺ [k, d]) with z = (x − mean) P of identity covariance and
+    x ≈ z P⁺ + mean. One SVD serves every k."""
     x = x.double()
     mean = x.mean(0)
     _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
-    sd = s[:k] / (x.shape[0] - 1) ** 0.5
-    return mean, vt[:k].T / sd, sd[:, None] * vt[:k]
+    sd = s / (x.shape[0] - 1) ** 0.5
+    return {k: (mean, vt[:k].T / sd[:k], sd[:k, None] * vt[:k]) for k in ks}
 
 
 def fit_procrustes_map(xa: torch.Tensor, xb: torch.Tensor, *, k: int | None = None,
                        groups: torch.Tensor | None = None) -> GlobalMap:
     """Orthogonal Procrustes between the top-``k`` whitened principal subspaces of A and B.
 
-    ``k`` defaults to the largest of (32, 64, 128, 256) that fits both widths and gives the best
+    ``k`` defaults to whichever of (32, 64, 128, 256) that fits both widths gives the best
     held-out R² of the B → A reconstruction; the chosen map is refitted on all words.
     """
     _check(xa, xb)
@@ -109,16 +110,19 @@ def fit_procrustes_map(xa: torch.Tensor, xb: torch.Tensor, *, k: int | None = No
     ks = [k] if k is not None else [c for c in (32, 64, 128, 256) if c <= limit] or [limit]
     val = _held_out(xa.shape[0], groups)
 
-    def fit(rows: torch.Tensor, kk: int) -> GlobalMap:
-        ma, pa, pa_inv = _whitener(xa[rows], kk)
-        mb, pb, pb_inv = _whitener(xb[rows], kk)
-        u, _, vt = torch.linalg.svd(((xb[rows].double() - mb) @ pb).T @ ((xa[rows].double() - ma) @ pa))
-        r = u @ vt
-        return GlobalMap("procrustes", pb @ r @ pa_inv, ma, mb, pa @ r.T @ pb_inv, {"k": kk})
+    def fits(rows: torch.Tensor, kks: Sequence[int]) -> dict[int, GlobalMap]:
+        wa, wb = _whiteners(xa[rows], kks), _whiteners(xb[rows], kks)
+        out = {}
+        for kk in kks:
+            (ma, pa, pa_inv), (mb, pb, pb_inv) = wa[kk], wb[kk]
+            u, _, vt = torch.linalg.svd(((xb[rows].double() - mb) @ pb).T @ ((xa[rows].double() - ma) @ pa))
+            r = u @ vt
+            out[kk] = GlobalMap("procrustes", pb @ r @ pa_inv, ma, mb, pa @ r.T @ pb_inv, {"k": kk})
+        return out
 
-    scores = {kk: r2_score(xa[val], fit(~val, kk).to_a(xb[val])) for kk in ks}
+    scores = {kk: r2_score(xa[val], m.to_a(xb[val])) for kk, m in fits(~val, ks).items()}
     best = max(scores, key=scores.get)
-    out = fit(torch.ones(xa.shape[0], dtype=torch.bool), best)
+    out = fits(torch.ones(xa.shape[0], dtype=torch.bool), [best])[best]
     out.info["r2_val_b_to_a"] = round(scores[best], 4)
     return out
 
