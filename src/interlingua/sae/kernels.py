@@ -7,16 +7,20 @@ ever builds a dense ``[B, d_sae]`` gradient:
 * :func:`encode_at` returns the pre-activations at the selected latents. Its forward is given the
   gathered values (the dense pre-activation matmul runs once, outside autograd, because the
   selection needs it); its backward touches only the selected encoder rows:
-  ``∂x = Σ_k g_bk W[i_bk]`` (``embedding_bag``), ``∂W[i] += g·x`` and ``∂b[i] += g``
-  (``index_add``).
+  ``∂x_b = Σ_k g_bk W[i_bk]`` and ``∂W[j] = Σ_{(b,k): i_bk = j} g_bk x_b`` (both
+  ``embedding_bag``; the second over the code transposed, see :func:`scatter_rows`),
+  ``∂b[j] = Σ g_bk`` (``index_add``).
 * :func:`sparse_decode` computes ``x̂_b = Σ_k v_bk W_dec[i_bk]`` with ``embedding_bag``; its
-  backward is ``∂v_bk = W_dec[i_bk]·g_b`` (a gather) and ``∂W_dec[i] += v·g`` (``index_add``).
+  backward is ``∂v_bk = W_dec[i_bk]·g_b`` (a sampled matmul: only the ``B·K`` needed dot products)
+  and ``∂W_dec[j] = Σ_{(b,k): i_bk = j} v_bk g_b`` (:func:`scatter_rows`).
 
 Codes denser than :data:`DENSE_FRACTION` of the dictionary (a ReLU SAE early in training) take a
 dense path with identical results, because there the sparse kernels lose.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +89,62 @@ def _chunks(n_rows: int, per_row: int) -> list[slice]:
     return [slice(s, min(s + step, n_rows)) for s in range(0, n_rows, step)]
 
 
+def scatter_rows(indices: Tensor, weights: Tensor, rows: Tensor, n_out: int) -> Tensor:
+    """``out[j] = Σ_{(b,k): indices[b,k] = j} weights[b,k] · rows[b]``, shape ``[n_out, d]``.
+
+    The transpose of an ``embedding_bag``: sort the ``B·K`` slots by latent, then one
+    ``embedding_bag`` with a bag per latent sums the weighted batch rows. No ``[B, K, d]``
+    temporary is built (``index_add`` of ``weights[..., None] · rows[:, None]`` would build one).
+    """
+    flat = indices.flatten()
+    # stable: torch's default CPU sort of int64 can take ~1000x longer when threads are contended
+    order = torch.sort(flat, stable=True).indices
+    counts = torch.bincount(flat, minlength=n_out)
+    offsets = torch.cumsum(counts, 0) - counts
+    return F.embedding_bag(order // indices.shape[1], rows, offsets, mode="sum",
+                           per_sample_weights=weights.flatten()[order].to(rows.dtype))
+
+
+def gather_dot(indices: Tensor, table: Tensor, rows: Tensor) -> Tensor:
+    """``out[b, k] = table[indices[b, k]] · rows[b]`` (``[B, K]``), without a ``[B, K, d]`` gather.
+
+    A sampled dense-dense matmul: ``rows @ tableᵀ`` evaluated only at the code's sparsity pattern,
+    given to ``torch.sparse.sampled_addmm`` as a CSR matrix. CSR wants sorted, distinct columns per
+    row, so each row is sorted and repeated columns (padding) are computed once and copied.
+    """
+    b, k = indices.shape
+    if table.dtype not in (torch.float32, torch.float64):
+        return _gather_dot_dense(indices, table, rows)
+    cols, perm = indices.sort(dim=1, stable=True)
+    first = torch.ones_like(cols, dtype=torch.bool)
+    first[:, 1:] = cols[:, 1:] != cols[:, :-1]
+    crow = torch.zeros(b + 1, dtype=torch.long, device=indices.device)
+    crow[1:] = torch.cumsum(first.sum(1), 0)
+    with warnings.catch_warnings():  # torch flags every CSR tensor as a beta feature
+        warnings.simplefilter("ignore", UserWarning)
+        pattern = torch.sparse_csr_tensor(crow, cols[first], torch.zeros(int(crow[-1]), dtype=table.dtype,
+                                          device=indices.device), (b, table.shape[0]), check_invariants=False)
+    try:
+        dots = torch.sparse.sampled_addmm(pattern, rows.to(table.dtype), table.T, beta=0.0).values()
+    except (RuntimeError, NotImplementedError):  # pragma: no cover - backends without SDDMM
+        return _gather_dot_dense(indices, table, rows)
+    sorted_out = torch.zeros(b, k, dtype=table.dtype, device=table.device)
+    sorted_out[first] = dots
+    if not bool(first.all()):  # copy each repeated column's value from its first occurrence
+        pos = torch.arange(k, device=indices.device).expand(b, k)
+        start = torch.cummax(torch.where(first, pos, 0), dim=1).values
+        sorted_out = sorted_out.gather(1, start)
+    return torch.empty_like(sorted_out).scatter_(1, perm, sorted_out)
+
+
+def _gather_dot_dense(indices: Tensor, table: Tensor, rows: Tensor) -> Tensor:
+    b, k = indices.shape
+    out = torch.empty(b, k, dtype=table.dtype, device=table.device)
+    for sl in _chunks(b, k * table.shape[1]):
+        out[sl] = torch.bmm(table[indices[sl]], rows[sl, :, None].to(table.dtype)).squeeze(2)
+    return out
+
+
 class _EncodeAt(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, indices: Tensor, gathered: Tensor) -> Tensor:
@@ -100,11 +160,7 @@ class _EncodeAt(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = F.embedding_bag(indices, weight, per_sample_weights=g, mode="sum").to(x.dtype)
         if ctx.needs_input_grad[1]:
-            grad_w = torch.zeros_like(weight)
-            k, d = indices.shape[1], x.shape[1]
-            for rows in _chunks(x.shape[0], k * d):
-                contrib = g[rows, :, None] * x[rows, None, :].to(weight.dtype)
-                grad_w.index_add_(0, indices[rows].flatten(), contrib.reshape(-1, d))
+            grad_w = scatter_rows(indices, g, x.to(weight.dtype), weight.shape[0])
         if ctx.needs_input_grad[2]:
             shape, dtype = ctx.bias_meta
             grad_b = torch.zeros(shape, dtype=dtype, device=g.device).index_add_(0, indices.flatten(),
@@ -142,17 +198,10 @@ class _SparseDecode(torch.autograd.Function):
         values, indices, weight = ctx.saved_tensors
         grad_v = grad_w = None
         g = grad.to(weight.dtype)
-        k, d = indices.shape[1], weight.shape[1]
         if ctx.needs_input_grad[0]:
-            grad_v = torch.empty(values.shape, dtype=values.dtype, device=values.device)
-            for rows in _chunks(g.shape[0], k * d):
-                grad_v[rows] = torch.bmm(weight[indices[rows]], g[rows, :, None]).squeeze(2).to(values.dtype)
+            grad_v = gather_dot(indices, weight, g).to(values.dtype)
         if ctx.needs_input_grad[2]:
-            grad_w = torch.zeros_like(weight)
-            v = values.to(weight.dtype)
-            for rows in _chunks(g.shape[0], k * d):
-                contrib = v[rows, :, None] * g[rows, None, :]
-                grad_w.index_add_(0, indices[rows].flatten(), contrib.reshape(-1, d))
+            grad_w = scatter_rows(indices, values.to(weight.dtype), g, weight.shape[0])
         return grad_v, None, grad_w
 
 

@@ -94,7 +94,7 @@ class SparseAutoencoder(nn.Module):
     composed; :meth:`losses` is the training forward pass used by the trainer.
     """
 
-    def __init__(self, cfg: SAEConfig, *, seed: int = 0, threshold_init: float = 0.1,
+    def __init__(self, cfg: SAEConfig, *, seed: int = 0, threshold_init: float = 0.1, encoder_init_scale: float = 1.0,
                  dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
         super().__init__()
         self.cfg = cfg
@@ -102,7 +102,7 @@ class SparseAutoencoder(nn.Module):
         dec = torch.randn(cfg.d_sae, cfg.d_in, generator=g, dtype=torch.float32)
         dec /= dec.norm(dim=1, keepdim=True)
         # Encoder initialised as the decoder's transpose (Gao et al. 2024), stored row per latent.
-        self.encoder = nn.Parameter(dec.clone().to(dtype=dtype, device=device))
+        self.encoder = nn.Parameter((dec * encoder_init_scale).to(dtype=dtype, device=device))
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae, dtype=dtype, device=device))
         self.W_dec = nn.Parameter(dec.to(dtype=dtype, device=device))
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in, dtype=dtype, device=device))
@@ -142,11 +142,14 @@ class SparseAutoencoder(nn.Module):
 
     @torch.no_grad()
     def pre_activations(self, x: Tensor, compute_dtype: torch.dtype | None = None) -> Tensor:
-        """Dense pre-activations ``π`` [B, d_sae] (no gradient), the matmul in ``compute_dtype``."""
+        """Dense pre-activations ``π`` [B, d_sae] (no gradient), computed and returned in ``compute_dtype``.
+
+        Selection runs on this matrix in that dtype; the selected values are then taken in the
+        weights' dtype by :func:`kernels.encode_at`'s caller.
+        """
         xc = self._centred(x)
         dt = compute_dtype or self.encoder.dtype
-        pre = torch.addmm(self.b_enc.to(dt), xc.to(dt), self.encoder.to(dt).T)
-        return pre.to(self.encoder.dtype)
+        return torch.addmm(self.b_enc.to(dt), xc.to(dt), self.encoder.to(dt).T)
 
     def _select(self, pre: Tensor, training: bool) -> tuple[Tensor, Tensor]:
         arch = self.cfg.architecture
@@ -155,10 +158,10 @@ class SparseAutoencoder(nn.Module):
         if arch == "batchtopk":
             if training or not bool((self.threshold > 0).all()):
                 return kernels.select_batch_topk(pre, self.cfg.k)
-            return kernels.select_jumprelu(pre, self.threshold, None)
+            return kernels.select_jumprelu(pre, self.threshold.to(pre.dtype), None)
         if arch == "relu":
             return kernels.select_positive(pre)
-        return kernels.select_jumprelu(pre, self.threshold, self.cfg.bandwidth if training else None)
+        return kernels.select_jumprelu(pre, self.threshold.to(pre.dtype), self.cfg.bandwidth if training else None)
 
     def _activate(self, pre_sel: Tensor, indices: Tensor, valid: Tensor, training: bool) -> Tensor:
         if self.cfg.architecture == "jumprelu":
@@ -174,7 +177,8 @@ class SparseAutoencoder(nn.Module):
         learned threshold once it has one)."""
         pre = self.pre_activations(x, compute_dtype)
         indices, valid = self._select(pre, training=False)
-        pre_sel = kernels.encode_at(self._centred(x), self.encoder, self.b_enc, indices, pre.gather(1, indices))
+        gathered = pre.gather(1, indices).to(self.encoder.dtype)
+        pre_sel = kernels.encode_at(self._centred(x), self.encoder, self.b_enc, indices, gathered)
         return SparseCode(self._activate(pre_sel, indices, valid, training=False), indices)
 
     def decode(self, code: SparseCode) -> Tensor:
@@ -218,7 +222,8 @@ class SparseAutoencoder(nn.Module):
             indices_all = torch.cat([indices, aux_idx], 1)
         else:
             indices_all = indices
-        pre_sel = kernels.encode_at(xc, self.encoder, self.b_enc, indices_all, pre.gather(1, indices_all))
+        gathered = pre.gather(1, indices_all).to(self.encoder.dtype)
+        pre_sel = kernels.encode_at(xc, self.encoder, self.b_enc, indices_all, gathered)
         values = self._activate(pre_sel[:, :width], indices, valid, training=True)
         x_hat = kernels.sparse_decode(values, indices, self.W_dec) + self.b_dec
         err = x - x_hat
@@ -253,8 +258,8 @@ class SparseAutoencoder(nn.Module):
         constraint would undo anyway)."""
         if self.W_dec.grad is None:
             return
-        parallel = (self.W_dec.grad * self.W_dec).sum(1, keepdim=True)
-        self.W_dec.grad.sub_(parallel * self.W_dec)
+        parallel = torch.linalg.vecdot(self.W_dec.grad, self.W_dec)
+        self.W_dec.grad.addcmul_(parallel[:, None], self.W_dec, value=-1.0)
 
     @torch.no_grad()
     def fold_input_scale_(self, scale: float) -> None:

@@ -27,6 +27,7 @@ from interlingua import _io
 from interlingua.errors import InterlinguaError
 from interlingua.sae.data import Batches, BatchState, Source
 from interlingua.sae.model import ARCHITECTURES, SAEConfig, SparseAutoencoder
+from interlingua.sae.optim import ScheduleFreeAdam
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.safetensors"
@@ -37,6 +38,11 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 @dataclass
 class TrainConfig:
     """Training settings. ``d_sae`` defaults to ``expansion × d_in``; ``lr`` to ``lr_base · √(16384 / d_sae)``.
+
+    ``optimizer`` is ``sfadam`` (schedule-free Adam, :mod:`interlingua.sae.optim`; no decay needed)
+    or ``adam`` (with ``decay_fraction`` of linear decay at the end). Both warm up linearly over
+    ``warmup_steps`` (default 5% of the run, at most 100 steps). The encoder starts as the decoder's
+    transpose times ``encoder_init_scale``.
 
     ``sparsity_coefficient`` is the L1 weight (ReLU; default 1.0) or the L0 weight (JumpReLU;
     default 0.002) against FVU, ramped in linearly over ``sparsity_warmup`` of the run. A latent is
@@ -52,10 +58,12 @@ class TrainConfig:
     k: int | None = 32
     batch_size: int = 1024
     total_vectors: int = 2_000_000
+    optimizer: str = "sfadam"
     lr: float | None = None
-    lr_base: float = 4e-4
-    warmup_steps: int = 50
-    decay_fraction: float = 0.2
+    lr_base: float | None = None
+    warmup_steps: int | None = None
+    decay_fraction: float | None = None
+    encoder_init_scale: float = 0.3
     sparsity_coefficient: float | None = None
     sparsity_warmup: float = 0.05
     aux_k: int | None = None
@@ -73,6 +81,8 @@ class TrainConfig:
             raise InterlinguaError(f"unknown architecture '{self.architecture}'; choose from {', '.join(ARCHITECTURES)}.")
         if self.batch_size < 1 or self.total_vectors < 1:
             raise InterlinguaError("batch size and the number of training vectors must be positive.")
+        if self.optimizer not in ("sfadam", "adam"):
+            raise InterlinguaError(f"optimizer must be sfadam or adam (got {self.optimizer}).")
         if self.compute_dtype not in ("auto", *_DTYPES):
             raise InterlinguaError(f"compute dtype must be auto, float32 or bfloat16 (got {self.compute_dtype}).")
         self.adam_betas = tuple(self.adam_betas)
@@ -84,8 +94,21 @@ class TrainConfig:
     def width(self, d_in: int) -> int:
         return self.d_sae or self.expansion * d_in
 
+    def warmup(self) -> int:
+        """``warmup_steps``, by default 5% of the run (at most 100 steps)."""
+        return self.warmup_steps if self.warmup_steps is not None else min(100, max(1, self.steps // 20))
+
     def learning_rate(self, d_sae: int) -> float:
-        return self.lr if self.lr is not None else self.lr_base * math.sqrt(16384 / d_sae)
+        if self.lr is not None:
+            return self.lr
+        base = self.lr_base if self.lr_base is not None else {"sfadam": 5e-3, "adam": 4e-3}[self.optimizer]
+        return base * math.sqrt(16384 / d_sae)
+
+    def decay(self) -> float:
+        """Fraction of the run with linear decay (schedule-free: 0)."""
+        if self.decay_fraction is not None:
+            return self.decay_fraction
+        return 0.0 if self.optimizer == "sfadam" else 0.2
 
     def coefficient(self) -> float:
         if self.sparsity_coefficient is not None:
@@ -117,11 +140,35 @@ def resolve_compute_dtype(name: str, device: torch.device | str = "cpu") -> torc
     return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory for reuse instead of returning it to the OS (Linux only).
+
+    Each training step frees and reallocates tens of MB of temporaries (gradients, the
+    pre-activation matrix). By default glibc serves blocks that large with ``mmap`` and unmaps them
+    on free, so every step page-faults the same memory back in; on CPU that costs more than the
+    sparse arithmetic. Raising the mmap and trim thresholds (as ``MALLOC_MMAP_THRESHOLD_`` /
+    ``MALLOC_TRIM_THRESHOLD_`` would) makes freed blocks reusable. The process keeps its peak
+    memory instead of shrinking between steps. Returns whether the setting was applied.
+    """
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.system() != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    except (OSError, AttributeError):
+        return False
+
+
 def lr_at(step: int, cfg: TrainConfig, base: float) -> float:
-    """Linear warm-up over ``warmup_steps``, constant, then linear decay to 0 over the last ``decay_fraction``."""
+    """Linear warm-up over ``cfg.warmup()`` steps, constant, then linear decay to 0 over the last ``cfg.decay()``."""
     total = cfg.steps
-    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
-    decay_start = total * (1 - cfg.decay_fraction)
+    warm = min(1.0, (step + 1) / cfg.warmup())
+    decay_start = total * (1 - cfg.decay())
     decay = 1.0 if step < decay_start else max(0.0, (total - step) / max(1.0, total - decay_start))
     return base * warm * decay
 
@@ -148,6 +195,8 @@ class TrainResult:
 
 def _make_optimizer(sae: SparseAutoencoder, cfg: TrainConfig) -> torch.optim.Optimizer:
     lr = cfg.learning_rate(sae.d_sae)
+    if cfg.optimizer == "sfadam":
+        return ScheduleFreeAdam(sae.parameters(), lr=lr, betas=cfg.adam_betas)
     try:
         return torch.optim.Adam(sae.parameters(), lr=lr, betas=cfg.adam_betas, fused=True)
     except (RuntimeError, TypeError):  # pragma: no cover - very old torch / unsupported device
@@ -176,6 +225,8 @@ class Trainer:
         self.out = Path(out) if out is not None else None
         self.device = torch.device(device)
         self.compute_dtype = resolve_compute_dtype(cfg.compute_dtype, self.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.provenance = provenance or {}
         self.hooks = list(source.hooks)
         self.digest = job_digest(cfg, source.describe(), self.hooks)
@@ -205,7 +256,7 @@ class Trainer:
                                 bandwidth=self.cfg.bandwidth, hook_name=hook,
                                 model_name=str(self.provenance.get("model", "")))
             sae = SparseAutoencoder(sae_cfg, seed=self.cfg.seed * 7919 + i, threshold_init=self.cfg.threshold_init,
-                                    device=self.device)
+                                    encoder_init_scale=self.cfg.encoder_init_scale, device=self.device)
             mean_norm = float(x.norm(dim=1).mean())
             if not mean_norm > 0:
                 raise InterlinguaError(f"the activations at {hook} are all zero; nothing to learn.")
@@ -233,7 +284,7 @@ class Trainer:
         sae.remove_parallel_grad_()
         lr = lr_at(self.step, cfg, cfg.learning_rate(sae.d_sae))
         for group in st.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         st.optimizer.step()
         st.optimizer.zero_grad(set_to_none=True)
         sae.normalize_decoder_()
@@ -252,6 +303,14 @@ class Trainer:
         st.l0_ema = l0 if math.isnan(st.l0_ema) else 0.9 * st.l0_ema + 0.1 * l0
         return fvu, l0
 
+    def train_step(self, batch: dict[str, Tensor]) -> None:
+        """One optimisation step of every hook's SAE on ``batch`` (``{hook: [batch, d_in]}``)."""
+        if not self.states:
+            self._init_states(batch)
+        for hook in self.hooks:
+            self._step_hook(hook, batch[hook])
+        self.step += 1
+
     def dead_fraction(self, hook: str) -> float:
         st = self.states[hook]
         return float((st.since_fired >= self.cfg.dead_after).float().mean())
@@ -267,12 +326,7 @@ class Trainer:
         with tqdm(total=total, initial=self.step, unit="step", desc="sae " + ",".join(self.hooks),
                   disable=not progress) as bar:
             while self.step < end:
-                batch = next(self.batches)
-                if not self.states:
-                    self._init_states(batch)
-                for hook in self.hooks:
-                    self._step_hook(hook, batch[hook])
-                self.step += 1
+                self.train_step(next(self.batches))
                 bar.update(1)
                 if self.step % 10 == 0 or self.step == end:
                     h = self.hooks[0]
@@ -302,6 +356,13 @@ class Trainer:
         out = {}
         for hook, st in self.states.items():
             sae = copy.deepcopy(st.sae)
+            if isinstance(st.optimizer, ScheduleFreeAdam):  # evaluate at the averaged point x
+                with torch.no_grad():
+                    for (_, p), (_, q) in zip(st.sae.named_parameters(), sae.named_parameters()):
+                        q.copy_(st.optimizer.averaged(p))
+                    sae.normalize_decoder_()
+                    if self.cfg.architecture == "jumprelu":
+                        sae.threshold.clamp_(min=0.0)
             sae.fold_input_scale_(st.scale)
             sae.requires_grad_(False)
             sae.cfg.provenance = {**self.provenance, "hook": hook, "training": self.cfg.to_dict(),
@@ -343,16 +404,18 @@ class Trainer:
                 tensors[prefix + "buffer." + name] = b.detach()
             tensors[prefix + "since_fired"] = st.since_fired
             names = {id(p): n for n, p in st.sae.named_parameters()}
-            opt_steps = {}
-            for p, s in st.optimizer.state.items():
+            scalars: dict[str, dict[str, float]] = {}
+            for p, pstate in st.optimizer.state.items():
                 n = names[id(p)]
-                for key, val in s.items():
-                    if key == "step":
-                        opt_steps[n] = float(val)
-                    else:
-                        tensors[f"{prefix}adam.{n}.{key}"] = val
+                for key, val in pstate.items():
+                    if isinstance(val, Tensor) and val.ndim > 0:
+                        tensors[f"{prefix}opt.{n}.{key}"] = val
+                    else:  # Adam's step count (a 0-d tensor)
+                        scalars.setdefault(n, {})[key] = float(val)
+            groups = [{k: v for k, v in g.items() if k != "params"} for g in st.optimizer.param_groups]
             meta["hooks"][hook] = {"prefix": prefix, "sae": st.sae.cfg.to_dict(), "scale": st.scale,
-                                   "adam_steps": opt_steps, "fvu_ema": st.fvu_ema, "l0_ema": st.l0_ema}
+                                   "optimizer_scalars": scalars, "optimizer_groups": groups,
+                                   "fvu_ema": st.fvu_ema, "l0_ema": st.l0_ema}
         with _io.atomic_dir(self.out / CHECKPOINT_DIR) as tmp:
             _io.write_safetensors(tmp / STATE_FILE, tensors)
             _io.write_json(tmp / META_FILE, meta)
@@ -376,11 +439,14 @@ class Trainer:
                 for name, buf in sae.named_buffers():
                     buf.copy_(tensors[p + "buffer." + name])
             opt = _make_optimizer(sae, self.cfg)
+            for group, saved in zip(opt.param_groups, hm["optimizer_groups"]):
+                group.update({k: tuple(v) if k == "betas" else v for k, v in saved.items()})
             for name, param in sae.named_parameters():
-                if name in hm["adam_steps"]:
-                    state = {"step": torch.tensor(hm["adam_steps"][name], dtype=torch.float32)}
-                    for key in ("exp_avg", "exp_avg_sq"):
-                        state[key] = tensors[f"{p}adam.{name}.{key}"].to(self.device).clone()
+                state = {key: tensors[f"{p}opt.{name}.{key}"].to(self.device).clone()
+                         for key in ("z", "exp_avg", "exp_avg_sq") if f"{p}opt.{name}.{key}" in tensors}
+                for key, val in hm["optimizer_scalars"].get(name, {}).items():
+                    state[key] = torch.tensor(val, dtype=torch.float32, device=self.device)
+                if state:
                     opt.state[param] = state
             self.states[hook] = HookState(sae=sae, optimizer=opt, scale=hm["scale"],
                                           since_fired=tensors[p + "since_fired"].to(self.device).clone(),
