@@ -65,7 +65,11 @@ def detector_scores(concept, texts: Sequence[str], *, read: str = "mean") -> tor
 
     if read not in ("mean", "last"):
         raise InterlinguaError(f"read must be 'mean' or 'last', not {read!r}.")
-    model = concept._loaded()
+    model = concept.model
+    if model is None:  # a loaded Concept not yet bound: load its own model, as Concept.score does
+        from interlingua.models import load_model
+
+        model = concept.bind(load_model(concept.model_name)).model
     skip = _skip_special(model.tokenizer)
     keep = [i for i, t in enumerate(texts) if t.strip()]
     out = torch.full((len(texts),), float("nan"))
