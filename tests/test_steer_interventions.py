@@ -368,3 +368,20 @@ def test_concept_target_uses_its_hook_direction_and_typical_norm(llama):
         llama.model(**enc)
     torch.testing.assert_close(b[point.name] - a[point.name], (2.0 * w / w.norm()).expand_as(a[point.name]),
                                rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("positions", ["prompt", "generated"])
+def test_generate_without_a_cache_steers_the_same_positions(tiny64, positions):
+    """generate(use_cache=False) re-runs the whole sequence every step; it is still one sequence whose
+    prompt is what the first call saw, so it gives the tokens the cached generation gives."""
+    iv = add(_vec(tiny64, 12), 6.0, hook="resid_post.1", scale="absolute", positions=positions)
+    ids, mask = _padded(tiny64, PROMPTS[:4], "left")
+    outs = {}
+    for use_cache in (True, False):
+        with torch.inference_mode(), steering(tiny64, iv):
+            out = tiny64.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5, do_sample=False,
+                                        use_cache=use_cache, pad_token_id=tiny64.tokenizer.pad_token_id)
+        outs[use_cache] = out[:, ids.shape[1]:].tolist()
+    assert outs[True] == outs[False]
+    plain = generate(tiny64, PROMPTS[:4], max_new_tokens=5)
+    assert [r[:len(p)] for r, p in zip(outs[True], plain.new_ids)] != plain.new_ids

@@ -18,7 +18,8 @@ forward pass, in ``generate()`` with its KV cache (where every step after the fi
 new position), with left or right padding, and in a batch of any size. Each position has a
 *token index*: its place among the row's real (non-padding) tokens, counted from 0. A
 sequence's *prompt* is what the first forward pass of a generation (the one without a cache)
-saw. ``positions`` selects:
+saw; a later call that re-runs those tokens plus new ones (``generate(use_cache=False)``)
+continues the same sequences. ``positions`` selects:
 
 ``"all"``        every real token (padding is never steered);
 ``"prompt"``     the prompt's tokens only (the KV cache then carries the steering on);
@@ -69,6 +70,7 @@ class PositionTracker:
     def __init__(self) -> None:
         self.step: Step | None = None
         self.calls = 0
+        self._seen: torch.Tensor | None = None  # every token id of the current sequences so far
 
     def pre_hook(self, module, args, kwargs):
         ids = kwargs.get("input_ids")
@@ -98,16 +100,28 @@ class PositionTracker:
         token_index = full.long().cumsum(1)[:, past:] - 1
         real = full[:, past:]
         previous = self.step
-        if past == 0:
-            prompt_len = full.sum(1)
-        elif previous is not None and previous.prompt_len.shape[0] == b:
-            prompt_len = previous.prompt_len
+        seen = self._seen
+        same_rows = previous is not None and previous.prompt_len.shape[0] == b
+        if past == 0 and not (same_rows and _extends(ids, seen)):
+            prompt_len = full.sum(1)  # a new sequence: everything in this first call is the prompt
+        elif same_rows:
+            prompt_len = previous.prompt_len  # a continuation (with a cache, or without one: see _extends)
         else:
             # A continuation whose first call happened outside this context: what is cached is the prompt.
             prompt_len = full[:, :past].sum(1)
+        if ids is not None:
+            self._seen = ids if past == 0 else (torch.cat([seen, ids], 1) if seen is not None and seen.shape[0] == b
+                                                else None)
         self.step = Step(real=real, token_index=token_index, prompt_len=prompt_len.to(device), past=past)
         self.calls += 1
         return None
+
+
+def _extends(ids: torch.Tensor | None, seen: torch.Tensor | None) -> bool:
+    """True when a cache-free call re-runs the previous sequence plus new tokens (``generate(use_cache=False)``)."""
+    if ids is None or seen is None or ids.shape[0] != seen.shape[0] or ids.shape[1] <= seen.shape[1]:
+        return False
+    return bool(torch.equal(ids[:, :seen.shape[1]], seen.to(ids.device)))
 
 
 @dataclass(frozen=True, eq=False)
