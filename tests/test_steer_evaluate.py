@@ -193,3 +193,22 @@ def test_causal_check_with_the_native_concept_as_translation_gives_efficacy_one(
     json.dumps(rec)
     with pytest.raises(Exception, match="positive strengths"):
         causal_check(tr, llama, gemma, small_sentiment, strengths=(0.0,), native=native)
+
+
+def test_generate_input_checks(llama):
+    from interlingua.steer import generate
+    from interlingua.steer.generate import encode_prompts
+
+    with pytest.raises(Exception, match="chat template"):
+        encode_prompts(llama, ["hi"], chat=True)
+    with pytest.raises(Exception, match="no prompts"):
+        encode_prompts(llama, [])
+    with pytest.raises(Exception, match="either prompts or input_ids"):
+        generate(llama)
+    with pytest.raises(Exception, match="temperature"):
+        generate(llama, ["hi"], temperature=-1.0)
+    with pytest.raises(Exception, match="finite"):
+        generate(llama, ["hi"], temperature=float("nan"))
+    sampled = generate(llama, ["The", "She"], temperature=1.0, seed=3, max_new_tokens=4)
+    assert sampled.new_ids == generate(llama, ["The", "She"], temperature=1.0, seed=3, max_new_tokens=4).new_ids
+    assert sampled.texts == [p + c for p, c in zip(sampled.prompts, sampled.continuations)]
