@@ -33,10 +33,11 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
-@pytest.mark.parametrize("arch", ["topk", "batchtopk", "jumprelu"])
-def test_resume_equals_uninterrupted(arch, tmp_path):
+@pytest.mark.parametrize("arch,optimizer", [("topk", "sfadam"), ("batchtopk", "sfadam"), ("jumprelu", "sfadam"),
+                                            ("topk", "adam")])
+def test_resume_equals_uninterrupted(arch, optimizer, tmp_path):
     source = TensorSource({"a": _data(), "b": _data(seed=5)[:, :12]}, chunk_rows=1000)
-    cfg = _cfg(architecture=arch)
+    cfg = _cfg(architecture=arch, optimizer=optimizer)
     whole = Trainer(source, cfg, tmp_path / "whole").run(progress=False)
     first = Trainer(source, cfg, tmp_path / "parts")
     first.run(progress=False, stop_after=10)  # 10 steps: mid-chunk, between checkpoints
@@ -160,3 +161,25 @@ def test_model_source_streams_several_hooks(llama, tmp_path):
     assert load_sae(tmp_path / "resid_post.3").cfg.hook_name == "resid_post.3"
     with pytest.raises(UnknownHookError, match="resid_post"):
         ModelSource(llama, texts, ["resid_post.99"])
+
+
+def test_schedule_free_adam_matches_its_definition():
+    """z takes Adam-normalised steps, x averages z with weights γ², the parameter holds y = (1−β₁)z + β₁x."""
+    from interlingua.sae.optim import ScheduleFreeAdam
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(3, 5, generator=g, dtype=torch.float64))
+    opt = ScheduleFreeAdam([p], lr=0.1, betas=(0.9, 0.99), eps=1e-8)
+    z, x, v = p.detach().clone(), p.detach().clone(), torch.zeros_like(p)
+    wsum = 0.0
+    for t, lr in enumerate((0.05, 0.1, 0.1, 0.1), start=1):
+        grad = torch.randn(3, 5, generator=g, dtype=torch.float64)
+        opt.param_groups[0]["lr"] = lr
+        p.grad = grad.clone()
+        opt.step()
+        v = 0.99 * v + 0.01 * grad ** 2
+        z = z - lr * grad / ((v / (1 - 0.99 ** t)).sqrt() + 1e-8)
+        wsum += lr ** 2
+        x = (1 - lr ** 2 / wsum) * x + (lr ** 2 / wsum) * z
+        assert torch.allclose(p.detach(), 0.1 * z + 0.9 * x, atol=1e-12)
+        assert torch.allclose(opt.averaged(p), x, atol=1e-12)

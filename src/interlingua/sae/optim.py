@@ -66,14 +66,17 @@ class ScheduleFreeAdam(torch.optim.Optimizer):
 
 def _update(y: Tensor, g: Tensor, z: Tensor, v: Tensor, *, lr: float, c: float, beta1: float, beta2: float,
             eps: float, bias2: float) -> None:
-    """One step on flat row blocks: ``v ← β₂v + (1−β₂)g²``, ``ĝ = g / (√(v / (1−β₂ᵏ)) + ε)``,
-    ``y ← lerp(y, z, c) + γ(β₁(1−c) − 1) ĝ``, ``z ← z − γ ĝ`` (which keeps ``y = (1−β₁)z + β₁x``)."""
+    """One step on flat blocks: ``v ← β₂v + (1−β₂)g²``, ``ĝ = g / (√(v / (1−β₂ᵏ)) + ε)``,
+    ``y ← lerp(y, z, c) + γ(β₁(1−c) − 1) ĝ``, ``z ← z − γ ĝ`` (which keeps ``y = (1−β₁)z + β₁x``).
+
+    With ``b = √(1−β₂ᵏ)``: ``ĝ = b·g / (√v + b·ε)``, so ``b`` folds into the step sizes.
+    """
     yf, gf, zf, vf = (t.view(-1) for t in (y, g.contiguous(), z, v))
     n = yf.numel()
     for s in range(0, n, _BLOCK_ELEMENTS):
         e = min(s + _BLOCK_ELEMENTS, n)
         yb, gb, zb, vb = yf[s:e], gf[s:e], zf[s:e], vf[s:e]
         vb.mul_(beta2).addcmul_(gb, gb, value=1 - beta2)
-        step = gb.div_(vb.sqrt().div_(bias2).add_(eps))  # the gradient buffer is consumed
-        yb.lerp_(zb, c).add_(step, alpha=lr * (beta1 * (1 - c) - 1))
-        zb.sub_(step, alpha=lr)
+        denom = vb.sqrt().add_(bias2 * eps)
+        yb.lerp_(zb, c).addcdiv_(gb, denom, value=lr * bias2 * (beta1 * (1 - c) - 1))
+        zb.addcdiv_(gb, denom, value=-lr * bias2)
