@@ -359,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_toy_parser(sub)
 
+    from interlingua.sae.cli import add_sae_parser
+
+    add_sae_parser(sub)
+
     from interlingua.steer.cli import add_steer_parser
 
     add_steer_parser(sub)

@@ -1,0 +1,330 @@
+"""The ``interlingua sae`` command group (train, eval, match). Wire in with ``add_sae_parser(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from interlingua.errors import InterlinguaError
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2))
+
+
+def _texts(args, default_split: str) -> list[str]:
+    from interlingua.data.corpus import load_corpus
+    from interlingua.textio import read_documents
+
+    docs = read_documents(args.text_file) if args.text_file else load_corpus(args.corpus or default_split)
+    return docs[: args.max_docs] if args.max_docs else docs
+
+
+def _model(name: str, dtype: str, random_init: int | None = None):
+    from interlingua.models import load_model
+    from interlingua.models.controls import random_init_copy
+
+    model = load_model(name, dtype=dtype)
+    return random_init_copy(model, seed=random_init) if random_init is not None else model
+
+
+def _set_threads(n: int | None) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+# --------------------------------------------------------------------------------------------
+# train
+
+
+def cmd_sae_train(args) -> None:
+    from interlingua.sae.data import CacheSource, Exclusion, ModelSource
+    from interlingua.sae.train import TrainConfig, Trainer
+
+    _set_threads(args.threads)
+    exclusion = Exclusion(skip_first=args.skip_first, outlier_factor=args.outlier_factor)
+    provenance: dict = {}
+    if args.cache:
+        if args.model or args.random_init is not None:
+            raise InterlinguaError("--cache trains on stored activations; leave out --model / --random-init.")
+        source = CacheSource(args.cache, hooks=args.hook, exclusion=exclusion)
+        provenance["model"] = source.cache.manifest["job"].get("model", "")
+    else:
+        if not args.model or not args.hook:
+            raise InterlinguaError("name the model and at least one hook (--model … --hook resid_post.N), or "
+                                   "train on a cache written by `interlingua extract` (--cache DIR).")
+        model = _model(args.model, args.dtype, args.random_init)
+        source = ModelSource(model, _texts(args, "train"), args.hook, exclusion=exclusion,
+                             docs_per_chunk=args.docs_per_chunk, max_tokens=args.max_tokens)
+        provenance.update(model=args.model, model_dtype=args.dtype, random_init=args.random_init,
+                          texts=args.text_file or f"bundled corpus ({args.corpus or 'train'})")
+    cfg = TrainConfig(architecture=args.architecture, d_sae=args.latents, expansion=args.expansion, k=args.k,
+                      batch_size=args.batch_size, total_vectors=args.vectors, optimizer=args.optimizer, lr=args.lr,
+                      sparsity_coefficient=args.sparsity_coefficient, aux_coefficient=args.aux_coefficient,
+                      dead_after=args.dead_after, compute_dtype=args.compute_dtype, seed=args.seed,
+                      checkpoint_every=args.checkpoint_every)
+    trainer = Trainer(source, cfg, args.out, overwrite=args.overwrite, provenance=provenance)
+    result = trainer.run(progress=not args.json)
+    summary = {**result.summary, "out": str(Path(args.out).resolve()),
+               "saes": {h: str((Path(args.out) / h).resolve()) for h in result.saes}}
+    if args.json:
+        return _print_json(summary)
+    resumed = f" (resumed at step {summary['resumed_from_step']})" if summary["resumed_from_step"] else ""
+    print(f"trained {len(result.saes)} SAE(s), {summary['steps']} steps × {cfg.batch_size} = {summary['vectors']:,} "
+          f"vectors in {summary['seconds']:.0f} s ({summary['vectors_per_s']} vectors/s){resumed}")
+    for hook, h in summary["hooks"].items():
+        print(f"  {hook}: training FVU {h['train_fvu_ema']:.4f}, L0 {h['train_l0_ema']:.1f}, "
+              f"dead {h['dead_fraction']:.1%} → {summary['saes'][hook]}")
+    print("  evaluate on held-out text with: interlingua sae eval --sae " + next(iter(summary["saes"].values())))
+
+
+# --------------------------------------------------------------------------------------------
+# eval
+
+
+def _evaluate_one(sae, model, texts, args) -> dict:
+    from interlingua.activations import extract
+    from interlingua.sae.data import Exclusion
+    from interlingua.sae.evaluate import downstream_loss, reconstruction_metrics, top_snippets
+
+    hook = sae.cfg.hook_name
+    if not hook:
+        raise InterlinguaError("the SAE does not record its hook point; pass --hook.")
+    exc = sae.cfg.provenance.get("source", {}).get("exclusion", {})
+    exclusion = Exclusion(skip_first=int(exc.get("skip_first", 1)), outlier_factor=float(exc.get("outlier_factor", 10)))
+    acts = extract(model, texts, hook, max_tokens=args.max_tokens, progress=not args.json)
+    kept = acts.select(exclusion.keep(acts, [hook]))
+    out = {"model": model.name, "hook": hook, "reconstruction": reconstruction_metrics(sae, kept[hook].float())}
+    if not args.no_downstream:
+        out["downstream"] = downstream_loss(model, sae, texts, hook=hook, skip_first=exclusion.skip_first,
+                                            max_tokens=args.max_tokens)
+    if args.snippets:
+        out["latents"] = top_snippets(sae, kept, hook, n_latents=args.snippets)
+    return out
+
+
+def cmd_sae_eval(args) -> None:
+    from interlingua.sae import load_sae
+    from interlingua.sae.evaluate import snippets_html
+
+    _set_threads(args.threads)
+    sae = load_sae(args.sae)
+    if args.hook:
+        sae.cfg.hook_name = args.hook
+    name = args.model or sae.cfg.model_name or sae.cfg.provenance.get("model")
+    if not name:
+        raise InterlinguaError("the SAE does not record its model; pass --model.")
+    texts = _texts(args, "test")
+    seed = sae.cfg.provenance.get("random_init")
+    model = _model(name, args.dtype, seed)
+    report = {"sae": str(args.sae), "texts": len(texts), "main": _evaluate_one(sae, model, texts, args)}
+    if args.baseline:
+        base = load_sae(args.baseline)
+        base_seed = base.cfg.provenance.get("random_init")
+        if base_seed is None:
+            raise InterlinguaError(f"{args.baseline} was not trained on a random-init model (train it with "
+                                   "`interlingua sae train --random-init 0 …`).")
+        base_model = _model(base.cfg.model_name or name, args.dtype, base_seed)
+        report["baseline"] = _evaluate_one(base, base_model, texts, args)
+        report["baseline_sae"] = str(args.baseline)
+    if args.html and "latents" in report["main"]:
+        from interlingua import _io
+
+        with _io.atomic_path(args.html) as tmp:
+            tmp.write_text(snippets_html(report["main"]["latents"], f"{sae.cfg.model_name} {sae.cfg.hook_name} "
+                                         f"({sae.architecture}, {sae.d_sae} latents)"), encoding="utf-8")
+        report["html"] = str(Path(args.html).resolve())
+    if args.json:
+        return _print_json(report)
+    _print_eval(report)
+
+
+_ROWS = [("reconstruction", "fvu", "FVU (lower is better)"), ("reconstruction", "l0", "L0"),
+         ("reconstruction", "dead_fraction", "dead fraction"), ("reconstruction", "dense_fraction", "dense fraction"),
+         ("reconstruction", "l2_ratio", "‖x̂‖ / ‖x‖"),
+         ("reconstruction", "relative_reconstruction_bias", "reconstruction bias γ (>1: shrunk)"),
+         ("downstream", "ce_clean", "CE clean (nats)"), ("downstream", "ce_sae", "CE with SAE"),
+         ("downstream", "ce_zero", "CE zero-ablated"), ("downstream", "ce_recovered", "CE recovered"),
+         ("downstream", "kl_sae", "KL with SAE"), ("downstream", "kl_recovered", "KL recovered")]
+
+
+def _print_eval(r: dict) -> None:
+    cols = [("main", r["main"])] + ([("random-init", r["baseline"])] if "baseline" in r else [])
+    print(f"SAE {r['sae']} on {r['main']['model']} {r['main']['hook']}, {r['texts']} held-out documents, "
+          f"{r['main']['reconstruction']['n']:,} tokens")
+    print(f"  {'':<36}" + "".join(f"{name:>14}" for name, _ in cols))
+    for section, key, label in _ROWS:
+        vals = [c.get(section, {}).get(key) for _, c in cols]
+        if all(v is None for v in vals):
+            continue
+        print(f"  {label:<36}" + "".join(f"{v:>14.4f}" if isinstance(v, float) else f"{str(v):>14}" for v in vals))
+    hist = r["main"]["reconstruction"]["density_histogram"]
+    print("  latent density: " + ", ".join(f"{b} {c}" for b, c in zip(hist["bins"], hist["counts"])))
+    for lat in r["main"].get("latents", [])[:10]:
+        s = lat["snippets"][0]
+        print(f"  latent {lat['latent']:>6} ({lat['density']:.2%}): …{s['left'][-30:]}[[{s['token']}]]{s['right'][:30]}…"
+              .replace("\n", " "))
+    if "html" in r:
+        print(f"  snippets: {r['html']}")
+
+
+# --------------------------------------------------------------------------------------------
+# match
+
+
+def cmd_sae_match(args) -> None:
+    from interlingua.sae import load_sae
+    from interlingua.sae.match import match_latents
+    from interlingua.translate.pairs import paired_words
+
+    _set_threads(args.threads)
+    sae_a, sae_b = load_sae(args.sae_a), load_sae(args.sae_b)
+    name_a = args.model_a or sae_a.cfg.model_name
+    name_b = args.model_b or sae_b.cfg.model_name
+    if not name_a or not name_b:
+        raise InterlinguaError("the SAEs do not record their models; pass --model-a and --model-b.")
+    model_a, model_b = _model(name_a, args.dtype), _model(name_b, args.dtype)
+    texts = _texts(args, "test")
+    hook_a, hook_b = sae_a.cfg.hook_name, sae_b.cfg.hook_name
+    pairs = paired_words(model_a, model_b, texts, [hook_a], [hook_b], progress=not args.json)
+    x_a, x_b = pairs.a[hook_a], pairs.b[hook_b]
+    kw = dict(min_fires=args.min_fires, max_latents=args.max_latents, n_null=args.n_null, groups=pairs.doc)
+    cross = match_latents(sae_a, x_a, sae_b, x_b, **kw)
+    report = {"a": {"model": name_a, "hook": hook_a, "sae": str(args.sae_a)},
+              "b": {"model": name_b, "hook": hook_b, "sae": str(args.sae_b)},
+              "texts": len(texts), "cross": cross.summary, "top_pairs": cross.pairs(args.top)}
+    if args.sae_a2:
+        sae_a2 = load_sae(args.sae_a2)
+        if sae_a2.cfg.hook_name != hook_a:
+            raise InterlinguaError(f"--sae-a2 is at {sae_a2.cfg.hook_name}, --sae-a at {hook_a}; the ceiling needs "
+                                   "the same hook point.")
+        ceiling = match_latents(sae_a, x_a, sae_a2, x_a, **kw)
+        report["seed_ceiling"] = ceiling.summary
+        c = ceiling.summary["fraction_above"]
+        report["cross_over_ceiling"] = cross.summary["fraction_above"] / c if c > 0 else None
+    if args.out:
+        from interlingua import _io
+
+        _io.write_json(args.out, {**report, "matched": {"a": cross.latents_a, "b": cross.latents_b,
+                                                        "corr": cross.matched_corr}})
+    if args.json:
+        return _print_json(report)
+    s = report["cross"]
+    print(f"{name_a} {hook_a} ↔ {name_b} {hook_b}: {s['n_words']:,} aligned words, {s['n_latents_a']} × "
+          f"{s['n_latents_b']} latents firing ≥ {args.min_fires} times")
+    print(f"  Hungarian-matched correlation: mean {s['mean_matched_corr']:.3f}, median {s['quantiles'].get('0.5', 0):.3f}; "
+          f"fraction > {s['threshold']}: {s['fraction_above']:.1%}")
+    print(f"  shuffled-word null: mean {s['null_mean_matched_corr']:.3f}, fraction > {s['threshold']}: "
+          f"max {s['null_fraction_above_max']:.1%} over {args.n_null} shuffles")
+    if "seed_ceiling" in report:
+        c = report["seed_ceiling"]
+        ratio = report["cross_over_ceiling"]
+        print(f"  seed-to-seed ceiling (two SAEs on {name_a}): fraction > {c['threshold']}: {c['fraction_above']:.1%} "
+              f"→ cross-model / ceiling = {ratio:.2f}" if ratio is not None else "  seed ceiling is 0")
+    print("  best pairs: " + ", ".join(f"{p['a']}↔{p['b']} {p['corr']:.2f}" for p in report["top_pairs"][:8]))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _add_text_args(s, default_split: str) -> None:
+    src = s.add_mutually_exclusive_group()
+    src.add_argument("--text-file", help="UTF-8 text, one document per line, or .jsonl with a \"text\" field")
+    src.add_argument("--corpus", choices=["all", "train", "test"],
+                     help=f"bundled corpus split (default: {default_split})")
+    s.add_argument("--max-docs", type=int, help="use only the first N documents")
+
+
+def add_sae_parser(subparsers) -> None:
+    """Add ``sae train``, ``sae eval`` and ``sae match`` to an argparse sub-parser collection."""
+    sae = subparsers.add_parser("sae", help="sparse autoencoders: train fast, evaluate, match latents across models")
+    ssub = sae.add_subparsers(dest="sae_command", required=True, metavar="SUBCOMMAND")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    s = ssub.add_parser(
+        "train", formatter_class=fmt, help="train SAEs at one or more hook points",
+        description="Train one SAE per hook point, streaming activations from the model (all hooks from one "
+                    "forward pass) or reading an activation cache. BOS (first positions) and high-norm positions "
+                    "are left out. Checkpoints go to OUT/checkpoint; running the same command again resumes "
+                    "exactly. Finished SAEs are written to OUT/<hook>/ in SAELens' layout (cfg.json + "
+                    "sae_weights.safetensors).")
+    s.add_argument("--model", help="bundled name, model directory, .gguf file or Hugging Face id")
+    s.add_argument("--hook", action="append", help="hook point, e.g. resid_post.14; repeat for several")
+    s.add_argument("--cache", help="train on activations stored by `interlingua extract` instead of a model")
+    _add_text_args(s, "train")
+    s.add_argument("--random-init", type=int, metavar="SEED",
+                   help="train on a random-init copy of the model (the floor `sae eval --baseline` compares with)")
+    s.add_argument("--out", required=True, help="output directory (checkpoint + SAEs)")
+    s.add_argument("--overwrite", action="store_true", help="discard a checkpoint of a different job in --out")
+    s.add_argument("--architecture", default="topk", choices=["topk", "batchtopk", "relu", "jumprelu"])
+    s.add_argument("--latents", type=int, help="dictionary size (default: --expansion × d_model)")
+    s.add_argument("--expansion", type=int, default=16, help="latents per model dimension when --latents is not set")
+    s.add_argument("--k", type=int, default=32, help="active latents per token (topk) or on average (batchtopk)")
+    s.add_argument("--vectors", type=int, default=2_000_000, help="training vectors (tokens) in total")
+    s.add_argument("--batch-size", type=int, default=1024, help="vectors per step")
+    s.add_argument("--optimizer", default="sfadam", choices=["sfadam", "adam"],
+                   help="schedule-free Adam or Adam with warm-up and linear decay")
+    s.add_argument("--lr", type=float, help="learning rate (default: 5e-3 (sfadam) / 4e-3 (adam) × √(16384/latents))")
+    s.add_argument("--sparsity-coefficient", type=float,
+                   help="L1 (relu, default 1.0) or L0 (jumprelu, default 0.002) weight against FVU")
+    s.add_argument("--aux-coefficient", type=float, default=1 / 32, help="AuxK weight (topk, batchtopk)")
+    s.add_argument("--dead-after", type=int, default=1_000_000, help="vectors without firing before a latent is dead")
+    s.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="dtype of the encoder matmul (auto: bfloat16 where the hardware supports it)")
+    s.add_argument("--skip-first", type=int, default=1, help="leave out the first N positions of every document")
+    s.add_argument("--outlier-factor", type=float, default=10.0,
+                   help="leave out positions whose norm exceeds this × the median (0: keep all)")
+    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="model dtype")
+    s.add_argument("--max-tokens", type=int, default=1024, help="truncate documents to N tokens")
+    s.add_argument("--docs-per-chunk", type=int, default=64, help="documents per streamed chunk (shuffled within)")
+    s.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, help="torch CPU threads (on a busy machine 1 can be fastest)")
+    s.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    s.set_defaults(fn=cmd_sae_train)
+
+    s = ssub.add_parser(
+        "eval", formatter_class=fmt, help="reconstruction, sparsity, downstream loss and top snippets of an SAE",
+        description="Evaluate an SAE on held-out text: FVU, L0, dead and dense fractions, shrinkage, latent "
+                    "density histogram, and the model's next-token loss with the SAE spliced in (CE and KL "
+                    "recovered between zero-ablation and the clean model). --baseline adds an SAE trained the "
+                    "same way on a random-init copy of the model, side by side. --snippets/--html list what the "
+                    "most frequent latents fire on.")
+    s.add_argument("--sae", required=True, help="SAE directory (cfg.json + sae_weights.safetensors)")
+    s.add_argument("--baseline", help="SAE directory trained on a random-init model (sae train --random-init)")
+    s.add_argument("--model", help="override the model recorded in the SAE")
+    s.add_argument("--hook", help="override the hook point recorded in the SAE")
+    _add_text_args(s, "test")
+    s.add_argument("--max-tokens", type=int, default=256, help="truncate documents to N tokens")
+    s.add_argument("--no-downstream", action="store_true", help="skip the spliced-model loss (faster)")
+    s.add_argument("--snippets", type=int, default=0, metavar="N", help="top snippets for the N most frequent latents")
+    s.add_argument("--html", help="write the snippets as a browsable HTML page")
+    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="model dtype")
+    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(fn=cmd_sae_eval)
+
+    s = ssub.add_parser(
+        "match", formatter_class=fmt, help="match SAE latents of two models on aligned words",
+        description="Correlate the latents of an SAE on model A with those of an SAE on model B over words "
+                    "aligned in both tokenizations, match them one-to-one (Hungarian), and compare with a "
+                    "shuffled-word null. --sae-a2 (a second seed on A) gives the seed-to-seed ceiling; the "
+                    "cross-model fraction above the threshold is reported as a fraction of it.")
+    s.add_argument("--sae-a", required=True)
+    s.add_argument("--sae-b", required=True)
+    s.add_argument("--sae-a2", help="another SAE on A's hook (different seed): the seed-to-seed ceiling")
+    s.add_argument("--model-a", help="override the model recorded in --sae-a")
+    s.add_argument("--model-b", help="override the model recorded in --sae-b")
+    _add_text_args(s, "test")
+    s.add_argument("--min-fires", type=int, default=5, help="keep latents firing on at least N words")
+    s.add_argument("--max-latents", type=int, default=2048, help="keep at most N latents per SAE (most frequent)")
+    s.add_argument("--n-null", type=int, default=3, help="shuffled-word repeats for the null")
+    s.add_argument("--top", type=int, default=20, help="best pairs to list")
+    s.add_argument("--out", help="write the full matching (every pair) as JSON")
+    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="model dtype")
+    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(fn=cmd_sae_match)
