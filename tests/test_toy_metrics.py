@@ -192,3 +192,20 @@ def test_gaussian_control_matches_mean_and_covariance():
     y = GaussianControl.like(x).sample(50000, torch.Generator().manual_seed(1))
     assert torch.allclose(y.mean(0), x.mean(0), atol=0.01)
     assert torch.allclose(torch.cov(y.T), torch.cov(x.T), atol=0.01)
+
+
+def test_superposition_and_norms_of_an_antipodal_pair_next_to_a_dedicated_feature():
+    W = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, 0.0]], dtype=torch.float64)
+    assert M.feature_norms(W).tolist() == [1.0, 1.0, 2.0, 0.0]
+    # s_i = Σ_{j≠i} (Ŵ_i·W_j)²: each half of the pair feels the other fully, the dedicated one nothing
+    assert M.superposition(W).tolist() == pytest.approx([1.0, 1.0, 0.0, 0.0])
+    assert M.feature_dimensionality(W).tolist() == pytest.approx([0.5, 0.5, 1.0, 0.0])
+
+
+def test_interference_respects_the_mask_and_its_moments():
+    W = tegum_product(regular_polygon(3), torch.eye(1, dtype=torch.float64))
+    stats = M.interference(W)
+    # triangle pairs have |cos| = 1/2 (6 ordered pairs), everything else 0 (6 more)
+    assert stats.moments[1.0] == pytest.approx(3 / 12) and stats.moments[2.0] == pytest.approx(1.5 / 12)
+    tri = M.interference(W, mask=torch.tensor([True, True, True, False]))
+    assert tri.n == 3 and tri.max_abs == pytest.approx(0.5) and tri.moments[4.0] == pytest.approx(1 / 16)

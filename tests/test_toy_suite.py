@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from interlingua.errors import InterlinguaError
 from interlingua.toy import suite
 from interlingua.toy.cli import add_toy_parser
+from interlingua.toy.figures import FIGURES, write_figures
 
 FAST = [c.name for c in suite.select(tier="fast")]
 SLOW = [c.name for c in suite.select(tier="slow") if c.tier == "slow"]
@@ -65,6 +67,26 @@ def test_monosemanticity_measure_separates_trained_from_random_neurons():
     model = suite.random_projected(suite.WORLD, 8 * suite.WORLD.n_features, seed=0)
     random = suite._neurons(model.W1.detach(), model.b1.detach())
     assert random["feature_coverage"] <= 0.1 < 0.85
+
+
+def test_every_figure_belongs_to_known_checks():
+    for name, (checks, _) in FIGURES.items():
+        assert checks and set(checks) <= set(suite.CHECKS), name
+
+
+def test_figures_follow_the_checks_that_ran(tmp_path):
+    """Only the figures of checks that ran are drawn (from their memoised runs)."""
+    pytest.importorskip("matplotlib")
+    from pathlib import Path
+
+    paths = write_figures(tmp_path, suite.DEFAULT_SEEDS, ["polytope_dimensionalities", "s_curve_plateaus"])
+    assert [Path(p).name for p in paths] == ["s_curves.png"] and Path(paths[0]).stat().st_size > 10_000
+
+
+def test_largest_line():
+    d = torch.tensor([0.5, 0.49, 0.51, 0.4, 0.0, 0.0, 0.0], dtype=torch.float64)
+    count, value = suite._largest_line(d)
+    assert count == 3 and abs(value - 0.5) <= 0.011  # zero rows are not a line
 
 
 def _parse(argv):

@@ -26,13 +26,13 @@ def cmd_toy_reproduce(args) -> None:
             print(json.dumps({"name": r.name, "passed": r.passed, "measured": r.measured,
                               "expected": r.expected, "seconds": r.seconds}), flush=True)
         else:
-            print(f"{'PASS' if r.passed else 'FAIL'}  {r.name:<32}{r.seconds:>7.1f} s  [{r.tier}]  {c.paper}")
+            print(f"{'PASS' if r.passed else 'FAIL'}  {r.name:<34}{r.seconds:>7.1f} s  [{r.tier}]  {c.paper}")
             print(f"      expected: {r.expected}")
             print(f"      measured: {json.dumps(r.measured)}", flush=True)
     if args.figures or args.all:
         target = args.figures or "toy-figures"
         if matplotlib_available():
-            paths = write_figures(target, args.seeds)
+            paths = write_figures(target, args.seeds, [r.name for r in results])
             if not args.json:
                 print("figures: " + ", ".join(paths))
         elif not args.json:
@@ -51,7 +51,7 @@ def cmd_toy_list(args) -> None:
         print(json.dumps(rows, indent=2))
         return
     for r in rows:
-        print(f"{r['name']:<32}{r['tier']:<6}{r['paper']}")
+        print(f"{r['name']:<34}{r['tier']:<6}{r['paper']}")
 
 
 def add_toy_parser(subparsers) -> None:
@@ -62,8 +62,10 @@ def add_toy_parser(subparsers) -> None:
     s = tsub.add_parser(
         "reproduce", help="re-run published toy-model results as pass/fail checks",
         description="Re-run published toy-model results (superposition, sparse dictionary learning, "
-                    "S-curves, memorisation) as automated checks with stated tolerances. By default the fast "
-                    "subset runs (about a minute); --all runs everything and writes the classic figures.",
+                    "S-curves, memorisation, monosemanticity, cross-model ground truth) as automated checks with "
+                    "stated tolerances. By default the fast subset runs (about a minute); --all runs everything, "
+                    "including the heavy versions (more seeds, larger sizes), and writes the classic figures "
+                    "when matplotlib is installed.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("--all", action="store_true", help="run every check, including slow ones, and write figures")
     s.add_argument("--slow", action="store_true", help="run the fast and slow checks (what CI runs)")

@@ -1,8 +1,19 @@
-"""Classic figures for the suite, written only where matplotlib is importable (it is not a dependency)."""
+"""The classic figures, drawn from the same (memoised) runs as the checks they illustrate.
+
+matplotlib is not a dependency: :func:`write_figures` is only called where it is importable.
+Each figure is registered with the checks it belongs to, and is drawn when one of them ran, so
+that ``--all`` (which runs every check first) draws them all from results already in memory.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+import torch
+
+Figure = Callable[[object, Path, int, set[str]], list[Path]]
+FIGURES: dict[str, tuple[tuple[str, ...], Figure]] = {}
 
 
 def matplotlib_available() -> bool:
@@ -13,40 +24,227 @@ def matplotlib_available() -> bool:
     return True
 
 
-def write_figures(out: str | Path, seeds: int) -> list[str]:
-    """The n=5, m=2 intro figure and the n=20, m=5 dimensionality-vs-sparsity figure; returns the paths."""
+def figure(*checks: str):
+    """Register a drawing function for the figure of ``checks`` (the first one that ran decides)."""
+    def register(fn: Figure) -> Figure:
+        FIGURES[fn.__name__] = (checks, fn)
+        return fn
+    return register
+
+
+def _save(fig, path: Path) -> Path:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tight_layout is approximate next to a shared colour bar
+        fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+@figure("tms_intro_n5_m2_sweep", "tms_intro_n5_m2")
+def tms_intro_n5_m2(plt, out: Path, seeds: int, ran: set[str]) -> list[Path]:
+    from interlingua.toy.suite import intro_pair, intro_sweep
+
+    levels = intro_sweep(seeds) if "tms_intro_n5_m2_sweep" in ran else intro_pair(seeds)
+    cols = min(5, len(levels))
+    rows = -(-len(levels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
+    for ax, lv in zip(axes.flat, levels):
+        for i, (x, y) in enumerate(lv.W.tolist()):
+            ax.plot([0, x], [0, y], color=plt.cm.viridis(i / 4), lw=2)
+            ax.plot([x], [y], "o", color=plt.cm.viridis(i / 4), ms=4)
+        ax.set(xlim=(-1.3, 1.3), ylim=(-1.3, 1.3), aspect="equal", xticks=[], yticks=[],
+               title=f"1−S = {lv.probability:.3g}")
+    for ax in list(axes.flat)[len(levels):]:
+        ax.axis("off")
+    fig.suptitle("TMS n=5, m=2: columns of W (colour = importance rank, yellow = least important)")
+    return [_save(fig, out / "tms_intro_n5_m2.png")]
+
+
+@figure("tms_sparsity_sweep_n20_m5", "tms_importance_allocation")
+def tms_sparsity_n20_m5(plt, out: Path, seeds: int, ran: set[str]) -> list[Path]:
+    from interlingua.toy import metrics as M
+    from interlingua.toy.suite import sparsity_sweep
+
+    levels = sparsity_sweep(seeds)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
+    for j, lv in enumerate(levels):
+        d = M.feature_dimensionality(lv.W)
+        ax.scatter([1 / lv.probability] * len(d), d, s=14, color=plt.cm.viridis(j / len(levels)))
+    ax.set(xscale="log", xlabel="1 / (1 − S)", ylabel="D_i", title="feature dimensionality vs sparsity")
+    for frac in (1, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8):
+        ax.axhline(frac, lw=0.5, color="grey")
+    for j, lv in enumerate(levels):
+        bx.plot(M.feature_norms(lv.W).tolist(), "o-", ms=3, color=plt.cm.viridis(j / len(levels)),
+                label=f"1−S={lv.probability:g}")
+    bx.set(xlabel="feature (importance 0.7^i)", ylabel="‖W_i‖", title="which features are represented")
+    bx.legend(fontsize=7)
+    fig.suptitle("TMS n=20, m=5")
+    return [_save(fig, out / "tms_sparsity_n20_m5.png")]
+
+
+@figure("tms_feature_geometry_n200_m20")
+def tms_feature_geometry_n200_m20(plt, out: Path, seeds: int, ran: set[str]) -> list[Path]:
+    from interlingua.toy import metrics as M
+    from interlingua.toy.suite import geometry_sweep
+
+    levels = geometry_sweep()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = [1 / lv.probability for lv in levels]
+    for xi, lv in zip(x, levels):
+        d = M.feature_dimensionality(lv.W)
+        ax.scatter(xi * (1 + 0.04 * torch.randn(len(d), generator=torch.Generator().manual_seed(0))).numpy(),
+                   d.numpy(), s=5, alpha=0.4, color="tab:blue")
+    ax.plot(x, [M.dimensions_per_feature(lv.W) for lv in levels], "k-o", label="D* = m/‖W‖²_F")
+    for frac in (1, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8):
+        ax.axhline(frac, lw=0.5, color="grey")
+    ax.set(xscale="log", xlabel="1 / (1 − S)", ylabel="D_i", title="TMS n=200, m=20: feature dimensionality")
+    ax.legend()
+    return [_save(fig, out / "tms_feature_geometry_n200_m20.png")]
+
+
+@figure("tms_phase_diagram_grid")
+def tms_phase_diagram(plt, out: Path, seeds: int, ran: set[str]) -> list[Path]:
+    from interlingua.toy.suite import PHASE_P, PHASE_R, phase_grid
+
+    grid = phase_grid(max(seeds, 3))
+    code = {"-": 0, "D": 1, "S": 2, "?": 3, "0": 3}
+    image = torch.tensor([[code[grid[(p, r)][1]] for r in PHASE_R] for p in PHASE_P], dtype=torch.float64)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    from matplotlib.colors import ListedColormap
+
+    ax.imshow(image.numpy(), cmap=ListedColormap(["#d9d9d9", "#4c72b0", "#dd8452", "#000000"]), vmin=0, vmax=3)
+    for a, p in enumerate(PHASE_P):
+        for b, r in enumerate(PHASE_R):
+            seeds_kinds, best = grid[(p, r)]
+            ax.text(b, a, f"{best}\n{''.join(seeds_kinds)}", ha="center", va="center", fontsize=8)
+    ax.set(xticks=range(len(PHASE_R)), xticklabels=[f"{r:g}" for r in PHASE_R], yticks=range(len(PHASE_P)),
+           yticklabels=[f"{p:g}" for p in PHASE_P], xlabel="relative importance of feature 2",
+           ylabel="feature density 1 − S",
+           title="n=2, m=1: − absent, D dedicated, S antipodal\n(big: lowest-loss seed; small: each seed)")
+    return [_save(fig, out / "tms_phase_diagram_n2_m1.png")]
+
+
+@figure("sae_dictionary_sweep", "sae_recovers_planted")
+def sae_dictionary_sweep(plt, out: Path, seeds: int, ran: set[str]) -> list[Path]:
+    from interlingua.toy.suite import SAE_ALPHAS, SAE_RATIOS, _sae_cell
+
+    alphas = SAE_ALPHAS if "sae_dictionary_sweep" in ran else (1.0,)
+    ratios = SAE_RATIOS if "sae_dictionary_sweep" in ran else (0.5, 2.0)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    for a in alphas:
+        cells = [_sae_cell(k, a) for k in ratios]
+        ax.plot(ratios, [c["mmcs"] for c in cells], "o-", label=f"α={a:g}")
+        bx.plot(ratios, [c["dead"] for c in cells], "o-", label=f"α={a:g}")
+    ax.axhline(0.97, ls=":", color="grey")
+    ax.set(xscale="log", xlabel="dictionary size k / N", ylabel="MMCS to the planted features",
+           title="recovery (Sharkey et al. Fig. 3)")
+    bx.set(xscale="log", xlabel="dictionary size k / N", ylabel="share of dead latents", title="dead latents (Fig. 4)")
+    ax.legend(), bx.legend()
+    return [_save(fig, out / "sae_dictionary_sweep.png")]
+
+
+@figure("s_curve_four_modes", "s_curve_plateaus")
+def s_curves(plt, out: Path, seeds: int, ran: set[str]) -> list[Path]:
+    from interlingua.toy.suite import s_curve
+
+    if "s_curve_four_modes" in ran:
+        strengths, runs = (3.0, 2.0, 1.0, 0.5), [(e, s_curve((3.0, 2.0, 1.0, 0.5), e, 4000)) for e in (1e-3, 1e-5)]
+    else:
+        strengths, runs = (3.0, 1.0), [(e, s_curve((3.0, 1.0), e)) for e in (1e-2, 1e-4)]
+    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.8), squeeze=False)
+    for ax, (eps, dyn) in zip(axes.flat, runs):
+        for j, s in enumerate(strengths):
+            ax.plot(dyn.times.numpy(), (dyn.strength[:, j] / s).numpy(), label=f"s={s:g}")
+        ax.set(xlabel="time (lr × steps)", ylabel="learned strength / target", title=f"init scale ε={eps:g}")
+        ax.legend()
+    fig.suptitle("S-curves: rank-r U Vᵀ learning Σ s_k a_k b_kᵀ (plateau ≈ ln(1/ε)/s)")
+    return [_save(fig, out / "s_curves.png")]
+
+
+@figure("memorisation_geometry_sweep", "memorisation_geometry")
+def memorisation(plt, out: Path, seeds: int, ran: set[str]) -> list[Path]:
+    from interlingua.toy.suite import memorise
+
+    Ts = ((3, 4000), (5, 4000), (10, 4000)) if "memorisation_geometry_sweep" in ran else ((5, 3000), (10, 3000))
+    fig, axes = plt.subplots(1, len(Ts), figsize=(3.6 * len(Ts), 3.8), squeeze=False)
+    for ax, (T, steps) in zip(axes.flat, Ts):
+        H = memorise(T, seeds, steps)["H"]
+        lim = float(H.abs().max()) * 1.2 + 1e-9
+        for x, y in H.tolist():
+            ax.plot([0, x], [0, y], color="tab:red", lw=1.5)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[], title=f"T = {T}")
+    fig.suptitle("Memorisation (n=1000, m=2): hidden vectors of the T training points")
+    return [_save(fig, out / "memorisation_m2.png")]
+
+
+@figure("engineering_monosemanticity_sweep", "engineering_monosemanticity")
+def engineering_monosemanticity(plt, out: Path, seeds: int, ran: set[str]) -> list[Path]:
+    from interlingua.toy.suite import WORLD, _em_model
+
+    n = WORLD.n_features
+    widths = (n // 2, n, 2 * n, 4 * n, 8 * n) if "engineering_monosemanticity_sweep" in ran else (n, 8 * n)
+    rows = [_em_model(k, 2) for k in widths]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    ax.plot(widths, [r["feature_coverage"] for r in rows], "o-", label="features with a monosemantic neuron")
+    ax.plot(widths, [r["monosemantic_fraction"] for r in rows], "s-", label="monosemantic share of live neurons")
+    ax.set(xscale="log", xlabel="neurons k", ylabel="share", title=f"N={n} features, d={WORLD.input_dim}")
+    ax.legend(fontsize=8)
+    traj = rows[-1]["trajectory"]
+    bx.plot([t["step"] for t in traj], [t["monosemantic_fraction"] for t in traj], "o-", label="monosemantic share")
+    bx.plot([t["step"] for t in traj], [-t["mean_bias"] for t in traj], "s-", label="− mean bias")
+    bx.plot([t["step"] for t in traj], [10 * t["relative_loss"] for t in traj], "^-", label="10 × relative loss")
+    bx.set(xlabel="step", title=f"k={widths[-1]}: drift at nearly constant loss")
+    bx.legend(fontsize=8)
+    fig.suptitle("Engineering Monosemanticity (feature decoder)")
+    return [_save(fig, out / "engineering_monosemanticity.png")]
+
+
+@figure("cross_model_correspondence", "cross_model_correspondence_seeds")
+def cross_model(plt, out: Path, seeds: int, ran: set[str]) -> list[Path]:
+    from interlingua.toy import metrics as M
+    from interlingua.toy.crossmodel import random_projected, trained_projected, unit_profiles
+    from interlingua.toy.suite import KAPPA, WORLD, XM_WIDTHS
+
+    A = trained_projected(WORLD, XM_WIDTHS[0], 1)[0]
+    x = WORLD.sample(4096, 1001)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    for ax, (name, B) in zip(axes, (("trained B", trained_projected(WORLD, XM_WIDTHS[1], 2)[0]),
+                                    ("random-init B", random_projected(WORLD, XM_WIDTHS[1], 3)))):
+        with torch.no_grad():
+            C = M.correlation_matrix(A.hidden(x), B.hidden(x))
+
+        def order(model) -> torch.Tensor:
+            prof = unit_profiles(model.hidden, WORLD.n_features)
+            key = torch.where(M.represented_features(prof, KAPPA).any(1), prof.argmax(1).double(),
+                              torch.full((len(prof),), float(WORLD.n_features)))
+            return torch.argsort(key, stable=True)
+
+        im = ax.imshow(C[order(A)][:, order(B)].numpy(), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+        ax.set(title=f"A (k={XM_WIDTHS[0]}) × {name} (k={XM_WIDTHS[1]})", xlabel="B units (by represented feature)",
+               ylabel="A units (by represented feature; polysemantic last)")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="activation correlation")
+    return [_save(fig, out / "cross_model_correlation.png")]
+
+
+def write_figures(out: str | Path, seeds: int, ran: Iterable[str] | None = None) -> list[str]:
+    """Draw the figures of the checks in ``ran`` (every figure when ``None``); returns the paths."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from interlingua.toy import metrics as M
-    from interlingua.toy.suite import SWEEP, tms_sweep
+    from interlingua.toy.suite import CHECKS
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-
-    levels = tms_sweep(5, 2, 0.9, (1.0, 0.05), seeds)
-    fig, axes = plt.subplots(1, len(levels), figsize=(4 * len(levels), 4))
-    for ax, lv in zip(axes, levels):
-        for i, (x, y) in enumerate(lv.W.tolist()):
-            ax.arrow(0, 0, x, y, color=plt.cm.viridis(i / 5), width=0.01, length_includes_head=True)
-        ax.set(xlim=(-1.3, 1.3), ylim=(-1.3, 1.3), aspect="equal", title=f"p = {lv.probability:g}")
-    fig.suptitle("TMS n=5, m=2: feature embeddings W_i (colour = importance rank)")
-    written.append(out / "tms_intro_n5_m2.png")
-    fig.savefig(written[-1], dpi=120)
-    plt.close(fig)
-
-    levels = tms_sweep(20, 5, 0.7, SWEEP, seeds)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for j, lv in enumerate(levels):
-        d = M.feature_dimensionality(lv.W)
-        ax.scatter([1 / lv.probability] * len(d), d, s=12, color=plt.cm.viridis(j / len(levels)))
-    ax.set(xscale="log", xlabel="1 / (1 − S)", ylabel="D_i", title="TMS n=20, m=5: feature dimensionality")
-    for frac in (1, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8):
-        ax.axhline(frac, lw=0.5, color="grey")
-    written.append(out / "tms_sparsity_n20_m5.png")
-    fig.savefig(written[-1], dpi=120)
-    plt.close(fig)
+    ran_set = set(CHECKS) if ran is None else set(ran)
+    written: list[Path] = []
+    for checks, draw in FIGURES.values():
+        if ran_set & set(checks):
+            written += draw(plt, out, seeds, ran_set)
     return [str(p) for p in written]

@@ -115,7 +115,7 @@ def _n_rep(W: torch.Tensor) -> int:
 
 @check("fast", "Elhage et al. 2022, intro figure (n=5, m=2)")
 def tms_intro_n5_m2(seeds: int) -> Outcome:
-    dense, sparse = tms_sweep(5, 2, 0.9, (1.0, 0.05), seeds)
+    dense, sparse = intro_pair(seeds)
     measured = {"dense_n_rep": _n_rep(dense.W), "dense_D_star": _r(M.dimensions_per_feature(dense.W)),
                 "sparse_n_rep": _n_rep(sparse.W), "sparse_D_star": _r(M.dimensions_per_feature(sparse.W)),
                 "sparse_D_i": [_r(d, 2) for d in M.feature_dimensionality(sparse.W)]}
@@ -125,11 +125,33 @@ def tms_intro_n5_m2(seeds: int) -> Outcome:
 
 
 SWEEP = (1.0, 0.3, 0.1, 0.03, 0.01)
+INTRO_LEVELS = tuple(float(20 ** (-k / 9)) for k in range(10))  # p = 1 … 0.05
+GEOMETRY_PROBS = tuple(float(20 ** (-k / 19)) for k in (0, 5, 7, 11, 14))  # 1/(1−S) = 1, 2.2, 3.0, 5.7, 9.1
+
+
+def intro_pair(seeds: int) -> list[TMSLevel]:
+    """n=5, m=2, I=0.9ⁱ at p = 1 and 0.05 (the fast check)."""
+    return tms_sweep(5, 2, 0.9, (1.0, 0.05), seeds)
+
+
+def intro_sweep(seeds: int) -> list[TMSLevel]:
+    """n=5, m=2, I=0.9ⁱ at ten densities p = 20^(−k/9) (the ``--all`` check and the figure)."""
+    return tms_sweep(5, 2, 0.9, INTRO_LEVELS, seeds, steps=4000)
+
+
+def sparsity_sweep(seeds: int) -> list[TMSLevel]:
+    """n=20, m=5, I=0.7ⁱ over :data:`SWEEP`."""
+    return tms_sweep(20, 5, 0.7, SWEEP, seeds)
+
+
+def geometry_sweep() -> list[TMSLevel]:
+    """n=200, m=20, uniform importance, one seed, 3000 steps at :data:`GEOMETRY_PROBS`."""
+    return tms_sweep(200, 20, 1.0, GEOMETRY_PROBS, 1, steps=3000)
 
 
 @check("fast", "Elhage et al. 2022, superposition vs sparsity (n=20, m=5)")
 def tms_sparsity_sweep_n20_m5(seeds: int) -> Outcome:
-    levels = tms_sweep(20, 5, 0.7, SWEEP, seeds)
+    levels = sparsity_sweep(seeds)
     n_rep = [_n_rep(lv.W) for lv in levels]
     sum_d = [float(M.feature_dimensionality(lv.W)[M.feature_norms(lv.W) > 0.5].sum()) for lv in levels]
     monotone = all(b >= a - 1 for a, b in zip(n_rep, n_rep[1:]))
@@ -196,6 +218,114 @@ def noise_negative_bias(seeds: int) -> Outcome:
     return passed, {"sigma": list(sigmas), "mean_bias": [_r(x) for x in means],
                     "n_rep": [st.represented for st in stats], "bias_over_preact_noise_std": rel}, \
         "p=0.1: mean bias of represented features ≈0 (|b̄|<0.05) without noise, ≤−0.05 at σ=0.1, lower at σ=0.2"
+
+
+@check("all", "Elhage et al. 2022, intro figure over 10 sparsity levels (n=5, m=2)")
+def tms_intro_n5_m2_sweep(seeds: int) -> Outcome:
+    levels = intro_sweep(seeds)
+    n_rep = [_n_rep(lv.W) for lv in levels]
+    d_star = [M.dimensions_per_feature(lv.W) for lv in levels]
+    sparse = [lv for lv in levels if lv.probability <= 0.1]
+    # sparse optima: antipodal pairs (D = 1/2) or a pentagon (D = 2/5) for every represented feature
+    shapes = [sorted(_r(d, 2) for d, rep in zip(M.feature_dimensionality(lv.W), M.feature_norms(lv.W) > 0.5) if rep)
+              for lv in sparse]
+    polygon = all(all(min(abs(d - 0.5), abs(d - 0.4)) <= 0.05 for d in ds) for ds in shapes)
+    passed = (n_rep[0] == 2 and 0.97 <= d_star[0] <= 1.03 and all(b >= a - 1 for a, b in zip(n_rep, n_rep[1:]))
+              and all(_n_rep(lv.W) >= 4 and M.dimensions_per_feature(lv.W) <= 0.55 for lv in sparse) and polygon)
+    return passed, {"probability": [_r(p) for p in INTRO_LEVELS], "n_rep": n_rep, "D_star": [_r(d) for d in d_star],
+                    "sparse_D_i": shapes}, \
+        ("p=1: 2 features, D*∈[0.97,1.03]; n_rep non-decreasing (±1) as p falls; p≤0.1: ≥4 features, D*≤0.55, "
+         "each represented feature at D=1/2 (antipodal pair) or 2/5 (pentagon) ±0.05")
+
+
+def _largest_line(d: torch.Tensor, width: float = 0.02) -> tuple[int, float]:
+    """The most populated value of ``D_i`` (a "line" in Elhage's geometry plot): (count, value)."""
+    centres = d[d > 0.05]
+    if not len(centres):
+        return 0, 0.0
+    counts = ((centres[:, None] - centres[None, :]).abs() <= width).sum(1)
+    j = int(counts.argmax())
+    return int(counts[j]), float(centres[j])
+
+
+@check("all", "Elhage et al. 2022, feature geometry: D* sticky at 1/2, D_i on lines (n=200, m=20)")
+def tms_feature_geometry_n200_m20(seeds: int) -> Outcome:
+    levels = geometry_sweep()
+    m = 20
+    rows = []
+    for lv in levels:
+        d = M.feature_dimensionality(lv.W).double()
+        count, value = _largest_line(d)
+        rows.append({"inv_density": _r(1 / lv.probability, 2), "D_star": _r(M.dimensions_per_feature(lv.W)),
+                     "sum_D": _r(d.sum()), "features_per_dim_si": _r(M.features_per_dimension(lv.W), 2),
+                     "at_half": int(((d - 0.5).abs() <= 0.02).sum()), "largest_line": [count, _r(value)]})
+    sticky = [r for r in rows if 2 <= r["inv_density"] <= 3.5]
+    sparse = [r for r in rows if r["inv_density"] > 3.5]
+    passed = (0.97 <= rows[0]["D_star"] <= 1.03 and all(0.98 * m <= r["sum_D"] <= m + 1e-3 for r in rows)
+              and all(0.46 <= r["D_star"] <= 0.54 and r["at_half"] >= 30 for r in sticky)
+              and all(a["D_star"] > b["D_star"] for a, b in zip(sticky[-1:] + sparse, sparse))
+              and all(r["largest_line"][0] >= 20 for r in sparse))
+    return passed, {"levels": rows}, \
+        ("D*∈[0.97,1.03] when dense; Σ_i D_i ∈ [0.98m, m] at every level; D*∈[0.46,0.54] with ≥30 features at "
+         "D=1/2±0.02 for 1/(1−S)∈[2, 3.5]; D* falls beyond, where ≥20 features share one D value (±0.02)")
+
+
+PHASE_P, PHASE_R = (1.0, 0.3, 0.1, 0.03, 0.01), (0.3, 0.7, 1.0, 1.5, 3.0)
+
+
+@functools.cache
+def phase_grid(seeds: int, steps: int = 4000) -> dict[tuple[float, float], tuple[list[str], str]]:
+    """The n=2, m=1 phase diagram: per (density p, relative importance r) the class of each seed's
+    solution and of the lowest-loss one: ``S`` antipodal superposition, ``D`` feature 2 dedicated,
+    ``-`` feature 2 absent, ``?`` both represented with the same sign, ``0`` neither."""
+    cells = [(p, r) for p in PHASE_P for r in PHASE_R]
+    prob = torch.tensor([p for p, _ in cells for _ in range(seeds)])[:, None].expand(-1, 2)
+    importance = torch.tensor([[1.0, r] for _, r in cells for _ in range(seeds)])
+    model = TiedSuperposition(2, 1, instances=len(prob), seed=0)
+    with single_thread():
+        losses = train_tms(model, prob, importance, steps, lr=1e-2, seed=2)
+    W = model.W.detach()[:, :, 0]
+
+    def kind(w1: float, w2: float) -> str:
+        if abs(w1) > 0.5 and abs(w2) > 0.5:
+            return "S" if w1 * w2 < 0 else "?"
+        return "D" if abs(w2) > 0.5 else "-" if abs(w1) > 0.5 else "0"
+
+    out = {}
+    for c, cell in enumerate(cells):
+        sl = slice(c * seeds, (c + 1) * seeds)
+        kinds = [kind(*w) for w in W[sl].tolist()]
+        out[cell] = (kinds, kinds[int(losses[sl].argmin())])
+    return out
+
+
+@check("all", "Elhage et al. 2022, n=2 phase diagram: 5 densities × 5 relative importances")
+def tms_phase_diagram_grid(seeds: int) -> Outcome:
+    grid = phase_grid(max(seeds, 3))
+    best = {cell: b for cell, (_, b) in grid.items()}
+    dense_ok = all(best[(1.0, r)] == ("-" if r < 1 else "D") for r in PHASE_R if r != 1.0)
+    sparse_ok = all(best[(p, r)] == "S" for p in (0.3, 0.1, 0.03) for r in (0.7, 1.0, 1.5))
+    table = {f"p={p:g}": " ".join("".join(grid[(p, r)][0]) + "/" + best[(p, r)] for r in PHASE_R) for p in PHASE_P}
+    return dense_ok and sparse_ok, {"relative_importance": list(PHASE_R), "cells_seeds/best": table}, \
+        ("lowest-loss seed per cell: p=1 → feature 2 absent for r<1, dedicated for r>1; p∈{0.3, 0.1, 0.03}, "
+         "r∈{0.7, 1, 1.5} → antipodal superposition (p=0.01 reported, not gated: rare features under-trained)")
+
+
+@check("all", "Bricken et al. 2023 / Jermyn et al. 2022 comments: input noise σ = 0 … 0.4 (n=20, m=5, p=0.1)")
+def noise_negative_bias_sweep(seeds: int) -> Outcome:
+    sigmas = (0.0, 0.05, 0.1, 0.2, 0.4)
+    stats = [M.bias_statistics(lv.W, lv.b, noise_std=s) for s in sigmas
+             for lv in tms_sweep(20, 5, 0.7, (0.1,), seeds, noise_std=s)]
+    means = [st.mean for st in stats]
+    n_rep = [st.represented for st in stats]
+    rel = [_r(sum(st.relative_to_noise) / len(st.relative_to_noise), 2) if st.relative_to_noise else None
+           for st in stats]
+    passed = (abs(means[0]) < 0.05 and all(b <= a + 0.03 for a, b in zip(means[:4], means[1:4])) and means[3] <= -0.15
+              and all(b <= a + 1 for a, b in zip(n_rep, n_rep[1:])) and n_rep[-1] < n_rep[0])
+    return passed, {"sigma": list(sigmas), "mean_bias": [_r(x) for x in means], "n_rep": n_rep,
+                    "bias_over_preact_noise_std": rel}, \
+        ("mean bias of represented features ≈0 without noise, non-increasing (±0.03) up to σ=0.2 where it is ≤−0.15; "
+         "features represented non-increasing (±1) in σ and fewer at σ=0.4 than at 0")
 
 
 # ---------------------------------------------------------------- untied models and the scale sanity check
@@ -327,19 +457,46 @@ def sae_seed_stability(seeds: int) -> Outcome:
                                     "features": truth.n_features}, "every seed recovers ≥95% of planted features"
 
 
+SAE_RATIOS, SAE_ALPHAS = (0.5, 1.0, 2.0, 4.0), (0.1, 1.0, 10.0)
+
+
+@check("all", f"Sharkey et al. 2022: dictionary size × L1 penalty sweep ({_SAE_SETUP}; post Figs. 3-4)")
+def sae_dictionary_sweep(seeds: int) -> Outcome:
+    grid = {(a, k): _sae_cell(k, a) for a in SAE_ALPHAS for k in SAE_RATIOS}
+    mid = [grid[(1.0, k)] for k in SAE_RATIOS]
+    true_l0 = mid[0]["true_l0"]
+    passed = (mid[0]["mmcs"] < 0.8 and mid[2]["mmcs"] >= 0.97 and mid[2]["mmcs"] > mid[0]["mmcs"] + 0.2
+              and all(grid[(10.0, k)]["l0"] < 0.5 and grid[(10.0, k)]["fvu"] > 0.95 for k in SAE_RATIOS if k <= 2)
+              and all(grid[(0.1, k)]["l0"] > 2 * true_l0 for k in SAE_RATIOS if k >= 1)
+              and grid[(0.1, 2.0)]["mmcs"] < mid[2]["mmcs"])
+    table = {f"alpha={a:g}": {f"k={k:g}N": {key: c[key] for key in ("mmcs", "recovery", "l0", "dead", "fvu")}
+                              for (aa, k), c in grid.items() if aa == a} for a in SAE_ALPHAS}
+    return passed, table, ("α=1: MMCS < 0.8 at k=N/2, ≥ 0.97 at k=2N (and ≥0.2 higher); α=10: collapse (L0 < 0.5, "
+                           "FVU > 0.95) for k ≤ 2N (at 4N the L1/k convention halves the per-latent penalty: reported); "
+                           "α=0.1: L0 > 2× the true L0 for k ≥ N and MMCS below α=1's at k=2N")
+
+
 # ---------------------------------------------------------------- learning dynamics (S-curves)
+
+@functools.cache
+def s_curve(strengths: tuple[float, ...], eps: float, steps: int = 1600, n: int = 20):
+    """Gradient descent of a rank-``len(strengths)`` model ``U Vᵀ`` from ``N(0, ε²)`` toward the
+    target ``Σ_k s_k a_k b_kᵀ`` (lr 0.01), recording each mode's strength."""
+    target, A, B = low_rank_target(n, list(strengths), seed=0)
+    model = FactorisedModel(n, len(strengths), eps, seed=0)
+    with single_thread():
+        return train_factorised(model, target, A, B, steps=steps, lr=0.01, record_every=2)
+
+
+def _t_half_times_s(strengths: tuple[float, ...], eps: float, steps: int = 1600) -> list[float]:
+    dyn = s_curve(strengths, eps, steps)
+    return [M.plateau_time(dyn.times, dyn.strength[:, j] / s) * s for j, s in enumerate(strengths)]
+
 
 @check("fast", "Saxe et al. 2014 / Jermyn & Shlegeris 2022: plateau length ∝ log(1/ε)/s")
 def s_curve_plateaus(seeds: int) -> Outcome:
-    strengths = [3.0, 1.0]
-    target, A, B = low_rank_target(20, strengths, seed=0)
-    table = {}
-    for eps in (1e-2, 1e-3, 1e-4):
-        model = FactorisedModel(20, 2, eps, seed=0)
-        with single_thread():
-            dyn = train_factorised(model, target, A, B, steps=1600, lr=0.01, record_every=2)
-        s = torch.tensor(strengths, dtype=torch.float64)
-        table[eps] = [M.plateau_time(dyn.times, dyn.strength[:, j] / s[j]) * s[j].item() for j in range(2)]
+    strengths = (3.0, 1.0)
+    table = {eps: _t_half_times_s(strengths, eps) for eps in (1e-2, 1e-3, 1e-4)}
     per_mode = list(zip(*table.values()))  # t½·s for each mode across ε
     rises = [b - a for mode in per_mode for a, b in zip(mode, mode[1:])]
     offsets = [a - b for a, b in table.values()]  # mode 1 minus mode 2, per ε
@@ -350,27 +507,62 @@ def s_curve_plateaus(seeds: int) -> Outcome:
                              "the offset between modes is independent of ε (±0.3)")
 
 
+@check("all", "Saxe et al. 2014 / Jermyn & Shlegeris 2022: four modes (s = 3, 2, 1, 0.5), ε = 1e-3 … 1e-5")
+def s_curve_four_modes(seeds: int) -> Outcome:
+    strengths = (3.0, 2.0, 1.0, 0.5)
+    table = {eps: _t_half_times_s(strengths, eps, steps=4000) for eps in (1e-3, 1e-4, 1e-5)}
+    per_mode = list(zip(*table.values()))
+    rises = [b - a for mode in per_mode for a, b in zip(mode, mode[1:])]
+    t_half = {e: [ts / s for ts, s in zip(v, strengths)] for e, v in table.items()}
+    ordered = all(all(a < b for a, b in zip(v, v[1:])) for v in t_half.values())
+    passed = ordered and all(abs(r - math.log(10)) <= 0.3 for r in rises)
+    measured = {"t_half": {f"{e:g}": [_r(x, 2) for x in v] for e, v in t_half.items()},
+                "t_half_times_s": {f"{e:g}": [_r(x, 2) for x in v] for e, v in table.items()},
+                "rise_per_decade": [_r(x, 2) for x in rises]}
+    return passed, measured, ("t½·s rises by ln 10 ≈ 2.30 (±0.3) per decade of ε for each of the four modes; modes "
+                             "finish their plateaus in order of strength at every ε")
+
+
 # ---------------------------------------------------------------- memorisation (Henighan et al.)
+
+@functools.cache
+def memorise(T: int, seeds: int, steps: int = 3000, n: int = 1000, m: int = 2, p: float = 0.01) -> dict:
+    """Henighan et al.'s setting: ``seeds`` ReLU-output models on one fixed set of ``T`` points
+    (full batch, AdamW wd 1e-2, warm-up + cosine); the lowest-loss instance's hidden vectors."""
+    g = torch.Generator().manual_seed(T)
+    data = tms_batch(T, torch.full((seeds, n), p), g)
+    model = TiedSuperposition(n, m, instances=seeds, seed=T)
+    with single_thread():
+        train_fixed_dataset(model, data, steps=steps, lr=1e-3, weight_decay=1e-2, warmup=steps // 10)
+    with torch.no_grad():
+        per_instance = (data - model(data)).pow(2).mean(dim=(0, 2))
+        best = int(per_instance.argmin())
+        H = model.hidden(data)[:, best]
+    return {"H": H, "W": model.W[best].detach(), "train_loss": float(per_instance[best])}
+
+
+def _memorisation(Ts: tuple[int, ...], seeds: int, steps: int, rel_tol: float) -> Outcome:
+    m, results = 2, {}
+    for T in Ts:
+        run = memorise(T, seeds, steps)
+        dt = M.datapoint_dimensionality(run["H"])
+        results[T] = {"train_loss": _r(run["train_loss"], 5), "mean_D_t": _r(dt.mean(), 4),
+                      "sum_D_t": _r(dt.sum()), "expected": _r(m / T, 4),
+                      "feature_D_star": _r(M.dimensions_per_feature(run["W"]))}
+    passed = all(abs(r["mean_D_t"] - m / T) <= rel_tol * m / T and abs(r["sum_D_t"] - m) <= 0.1
+                 for T, r in results.items())
+    return passed, {f"T={T}": r for T, r in results.items()}, \
+        f"mean data-point dimensionality ≈ m/T (±{rel_tol:.0%}); Σ_t D_t ≈ m (±0.1)"
+
 
 @check("slow", "Henighan et al. 2023: memorised data points form a polygon (m=2)")
 def memorisation_geometry(seeds: int) -> Outcome:
-    n, m, p = 1000, 2, 0.01
-    results = {}
-    for T in (5, 10):
-        g = torch.Generator().manual_seed(T)
-        data = tms_batch(T, torch.full((seeds, n), p), g)
-        model = TiedSuperposition(n, m, instances=seeds, seed=T)
-        with single_thread():
-            train_fixed_dataset(model, data, steps=3000, lr=1e-3, weight_decay=1e-2, warmup=300)
-        with torch.no_grad():
-            per_instance = (data - model(data)).pow(2).mean(dim=(0, 2))
-            best = int(per_instance.argmin())
-            H = model.hidden(data)[:, best]
-        dt = M.datapoint_dimensionality(H)
-        results[T] = {"train_loss": _r(per_instance[best], 5), "mean_D_t": _r(dt.mean()),
-                      "sum_D_t": _r(dt.sum()), "expected": _r(m / T)}
-    passed = all(abs(r["mean_D_t"] - 2 / T) <= 0.03 and abs(r["sum_D_t"] - m) <= 0.1 for T, r in results.items())
-    return passed, {f"T={T}": r for T, r in results.items()}, "mean data-point dimensionality ≈ m/T (±0.03); Σ_t D_t ≈ m"
+    return _memorisation((5, 10), seeds, 3000, 0.075)
+
+
+@check("all", "Henighan et al. 2023: memorisation geometry for T = 3 … 30 training points (m=2)")
+def memorisation_geometry_sweep(seeds: int) -> Outcome:
+    return _memorisation((3, 5, 10, 20, 30), seeds, 4000, 0.15)
 
 
 # ---------------------------------------------------------------- Engineering Monosemanticity (Jermyn et al.)
@@ -473,21 +665,23 @@ def _cross_model(seed_a: int, seed_b: int, control: str = "trained", latents: bo
 def _cross_model_gates(pair: dict, random: dict | None, latents: bool = False) -> dict[str, bool]:
     rt, um, sim = pair["readout_transfer"], pair["unit_matching"], pair["similarity"]
     units, feats = um["at_threshold"]["units"], um["at_threshold"]["features"]
-    floor = (0.8, 0.7) if not latents else (0.8, 0.8)
+    floor = (0.75, 0.7) if not latents else (0.85, 0.85)
     gates = {
         "readout_transfer_tracks_features": rt["auroc_transfer"] >= 0.95 and rt["recovery"] >= 0.95
         and rt["precision"] >= 0.95 and rt["recall"] >= 0.95,
         "readout_shuffled_pairing_at_chance": 0.4 <= rt["auroc_shuffled_pairing"] <= 0.6,
         "unit_matching_precision_recall": (units["precision"] or 0) >= floor[0] and (units["recall"] or 0) >= floor[1]
-        and (feats["precision"] or 0) >= 0.9 and (feats["recall"] or 0) >= 0.85,
+        and (feats["precision"] or 0) >= 0.85 and (feats["recall"] or 0) >= 0.85,
         "unit_matching_shuffled_pairing_at_chance": um["shuffled_pairing"]["claimed_at_threshold"] == 0
         and (um["shuffled_pairing"]["feature_precision"] or 0) <= 0.1,
         "similarity_above_shuffled_null": all(v["value"] > v["null_band"][1] for v in sim.values()),
     }
     if random is not None:
         ru = random["unit_matching"]
+        feats_r = ru["at_threshold"]["features"]
+        recovered = round((feats_r["recall"] or 0) * feats_r["achievable"])  # features a correct claim links
         gates["random_init_B_unit_matching_fails"] = (
-            (ru["at_threshold"]["features"]["precision"] or 0) <= 0.1
+            recovered <= 0.1 * max(1, ru["features_represented"][0])
             and (ru["at_shuffled_threshold"]["units"]["precision"] or 0) <= 0.1)
         gates["random_init_B_cka_below_trained"] = (
             random["similarity"]["cka_debiased"]["value"] <= sim["cka_debiased"]["value"] - 0.1)
@@ -511,10 +705,11 @@ def _xm_summary(res: dict) -> dict:
 
 
 _XM_EXPECTED = ("trained B: transfer AUROC ≥0.95, recovery ≥0.95, readout precision/recall ≥0.95, shuffled pairing "
-                "AUROC in [0.4, 0.6]; unit matching at corr>0.8: unit precision ≥0.8 / recall ≥0.7, feature precision "
-                "≥0.9 / recall ≥0.85, nothing claimed under shuffled pairing; CKA, mutual k-NN, ridge R² above their "
-                "shuffled-pairing null bands. Random-init B (must fail): feature precision ≤0.1 and unit precision ≤0.1 "
-                "at the shuffled-null threshold; its CKA ≥0.1 below the trained B's")
+                "AUROC in [0.4, 0.6]; unit matching at corr>0.8: unit precision ≥0.75 / recall ≥0.7, feature precision "
+                "/ recall ≥0.85, nothing claimed under shuffled pairing; CKA, mutual k-NN, ridge R² above their "
+                "shuffled-pairing null bands. Random-init B (must fail): correct feature claims cover ≤10% of A's "
+                "features and unit precision ≤0.1 at the shuffled-null threshold; its CKA ≥0.1 below the trained B's. "
+                "Not gated, reported: readout transfer to the random-init B (random ReLU features keep the information)")
 
 
 @check("fast", "Cross-model ground truth: translation and matching between two toy models on the same features")
@@ -543,7 +738,8 @@ def cross_model_correspondence_seeds(seeds: int) -> Outcome:
     records["sae_latents_A1_B2"] = _xm_summary(latent)
     records["sae_latents_random_init_B"] = _xm_summary(random_latent)  # reported, not gated: see the report
     records["failed_gates"] = failed
-    return not failed, records, _XM_EXPECTED + "; for every seed pair, and for SAE latents (2N, α=0.03) of the trained pair"
+    return not failed, records, (_XM_EXPECTED + "; for every seed pair, and for SAE latents (2N, α=0.03) of the trained "
+                                 "pair (unit precision/recall ≥0.85). SAE latents of the random-init B: reported")
 
 
 # ---------------------------------------------------------------- running
