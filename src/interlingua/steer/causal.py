@@ -12,7 +12,8 @@ along three unit directions with the same added norm (``strength × typical norm
 
 plus the unsteered model and a prompt baseline. Each continuation is judged by **A's detector**
 (A's concept, run on model A, reading B's text: the model-independent "interlingua" judge) and by
-**B's detector** (B's native concept reading the text on B). With effects measured from the
+**B's detector** (B's best native readout of the concept, at the layer the translation found best for
+native B, which need not be the steered hook). With effects measured from the
 unsteered continuations (:mod:`interlingua.steer.evaluate`):
 
 * ``efficacy``         e = effect(translated) / effect(native), at the largest strength;
@@ -75,6 +76,7 @@ def causal_check(
     strengths: Sequence[float] = (0.5, 1.0),
     native=None,
     native_method: str = "logistic",
+    judge_b=None,
     settings: Settings | None = None,
     min_native_effect: float = MIN_NATIVE_EFFECT,
     random_seed: int = 0,
@@ -99,7 +101,9 @@ def causal_check(
         raise InterlinguaError(f"the native concept is at {native.hook}; the translation is at {hook}.")
     native.bind(model_b)
     norm = native.typical_norm  # one typical norm for all three directions: the added norms match exactly
-    judges = [make_judge(f"A:{model_a.name}", concept_a, dataset), make_judge(f"B:{model_b.name}", native, dataset)]
+    if judge_b is None:
+        judge_b = _best_detector(model_b, dataset, translation.metrics.get("native_target_hook"), native)
+    judges = [make_judge(f"A:{model_a.name}", concept_a, dataset), make_judge(f"B:{model_b.name}", judge_b, dataset)]
     ev = Evaluator(model_b, list(prompts or DEFAULT_PROMPTS), judges, token_sets=concept_token_sets(model_b, dataset),
                    settings=settings or Settings(), progress=progress)
     base_prompts, prefix = prompt_baseline(ev.prompts, dataset)
@@ -156,6 +160,19 @@ def causal_check(
         "translation": {k: translation.metrics.get(k) for k in ("auroc_transfer_test", "auroc_native_target",
                                                                 "recovery_test", "cosine_native_same_hook")},
     }
+
+
+def _best_detector(model_b, dataset, hook: str | None, native):
+    """B's detector: its best concept readout (the translation's native-target layer when known, else a
+    layer sweep), not necessarily the steered hook: a detector at the last layer reads degenerate text badly."""
+    from interlingua.concepts import find_concept
+
+    if hook == native.hook:
+        return native
+    if hook is not None:
+        return find_concept(model_b, dataset, hook=hook, n_boot=10, n_null=2)
+    n = model_b.n_layers
+    return find_concept(model_b, dataset, layers=range(n // 3, n, max(1, n // 6)), n_boot=10, n_null=2)
 
 
 def _kl_at_matched_effect(native_effects, native_kls, effect_t, kl_t) -> tuple[float | None, str]:

@@ -271,6 +271,8 @@ def _cmd_causal(args) -> None:
                                      progress=progress)
             tr = translate_concept(concept_a, model_a, model_b, dataset, n_corpus_docs=args.corpus_docs,
                                    progress=progress)
+            if args.out:  # reusable with --translation, which skips the slow part
+                tr.save(Path(args.out) / f"translation-{name}")
             records.append(causal_check(tr, model_a, model_b, dataset, prompts=_prompts(args), strengths=strengths,
                                         native_method=args.native_method, settings=_settings(args),
                                         progress=progress))
