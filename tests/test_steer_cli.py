@@ -100,3 +100,52 @@ def test_help_explains(capsys):
     text = capsys.readouterr().out
     for word in ("causal", "export-gguf", "import-gguf", "random", "prompt", "typical"):
         assert word in text
+
+
+@pytest.fixture(scope="module")
+def gemma_dir(tmp_path_factory, gemma):
+    path = tmp_path_factory.mktemp("tiny-gemma-steer")
+    gemma.model.save_pretrained(path)
+    gemma.tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def yes_no_file(tmp_path_factory):
+    """A concept the tiny random models can detect (the class word is lexical)."""
+    names = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu"]
+    items = [{"positive": f"{n} said yes {i}.", "negative": f"{n} said no {i}."} for i, n in enumerate(names * 4)]
+    path = tmp_path_factory.mktemp("concepts") / "yes_no.json"
+    path.write_text(json.dumps({"name": "yes_no", "description": "yes vs no", "train": items[:30],
+                                "test": items[30:42], "ood": items[42:]}))
+    return path
+
+
+def test_causal_check_from_source_model_then_from_the_saved_translation(model_dir, gemma_dir, yes_no_file,
+                                                                       tmp_path, capsys):
+    out = tmp_path / "causal"
+    args = ["steer", "--model", str(gemma_dir), "--source", str(model_dir), "--concept", str(yes_no_file),
+            "--strengths", "1,2", "--corpus-docs", "4", "--steered-docs", "4", "--out", str(out), "--json",
+            *FAST[:4], "--max-examples", "30"]
+    assert main(args) == 0
+    res = json.loads(capsys.readouterr().out)
+    (rec,) = res["concepts"]
+    for key in ("efficacy", "random_efficacy", "prompt_effect", "kl_ratio", "by_judge", "rows", "hook"):
+        assert key in rec
+    assert [j["name"].split(":")[0] for j in rec["judges"]] == ["A", "B"]
+    assert res["summary"]["concepts"] == 1
+    assert (out / "causal.json").is_file() and (out / "translation-yes_no" / "target" / "concept.json").is_file()
+    saved = json.loads((out / "translation-yes_no" / "target" / "concept.json").read_text())
+    assert saved["provenance"]["shared_text"]["extra_texts"] == 4  # the steered text from A joined the shared text
+    # again from the saved translation: the same steering rows (the same directions and strengths)
+    assert main(["steer", "--model", str(gemma_dir), "--source", str(model_dir), "--translation",
+                 str(out / "translation-yes_no"), "--concept", str(yes_no_file), "--strengths", "1,2", "--json",
+                 *FAST[:4], "--max-examples", "30"]) == 0
+    again = json.loads(capsys.readouterr().out)["concepts"][0]
+    assert again["hook"] == rec["hook"]
+    key = lambda r: (r["condition"], r.get("strength"), r["perplexity"], r["kl"])  # noqa: E731
+    assert [key(r) for r in again["rows"]] == [key(r) for r in rec["rows"]]
+    capsys.readouterr()
+    assert main(["steer", "--model", str(gemma_dir), "--concept", "sentiment", "--translation",
+                 str(tmp_path / "nothing-here"), *FAST]) == 2
+    assert "no saved concept" in capsys.readouterr().err

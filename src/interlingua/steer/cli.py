@@ -242,6 +242,7 @@ def _cmd_causal(args) -> None:
     from interlingua.concepts import Concept, find_concept, load_concept
     from interlingua.models import load_model
     from interlingua.steer.causal import causal_check, summarize
+    from interlingua.steer.generate import steered_texts
     from interlingua.translate import Translation, translate_concept
 
     progress = not args.json
@@ -269,10 +270,18 @@ def _cmd_causal(args) -> None:
             n = model_a.n_layers
             concept_a = find_concept(model_a, dataset, layers=range(n // 3, n, max(1, n // 6)), n_boot=20, n_null=2,
                                      progress=progress)
+            extra = []
+            if args.steered_docs:  # the concept's generative mode in A: half toward, half away
+                half = args.steered_docs // 2
+                extra = steered_texts(model_a, concept_a, args.steered_docs - half, strength=args.steered_strength,
+                                      seed=args.seed, progress=progress)
+                if half:
+                    extra += steered_texts(model_a, concept_a, half, strength=args.steered_strength, toward=False,
+                                           seed=args.seed + 1, progress=progress)
             tr = translate_concept(concept_a, model_a, model_b, dataset, n_corpus_docs=args.corpus_docs,
-                                   progress=progress)
+                                   extra_texts=extra, progress=progress)
             if args.out:  # reusable with --translation, which skips the slow part
-                tr.save(Path(args.out) / f"translation-{name}")
+                tr.save(Path(args.out) / f"translation-{dataset.name}")
             records.append(causal_check(tr, model_a, model_b, dataset, prompts=_prompts(args), strengths=strengths,
                                         native_method=args.native_method, settings=_settings(args),
                                         progress=progress))
@@ -335,6 +344,11 @@ def add_steer_parser(sub) -> None:
     s.add_argument("--native-method", default="logistic", choices=["diff_of_means", "logistic", "pca"],
                    help="how B's native concept is found for the causal check (default logistic)")
     s.add_argument("--corpus-docs", type=int, default=40, help="corpus documents in the translation's shared text")
+    s.add_argument("--steered-docs", type=int, default=0,
+                   help="add N texts sampled from A steered toward (half) and away from (half) the concept to the "
+                        "translation's shared text (the concept's generative mode; default 0)")
+    s.add_argument("--steered-strength", type=float, default=0.25,
+                   help="strength of that steering, × typical norm (default 0.25)")
     s.add_argument("--export-gguf", metavar="FILE", help="write the steering vector as a llama.cpp control vector")
     s.add_argument("--import-gguf", metavar="FILE", help="evaluate a llama.cpp control vector file")
     s.add_argument("--out", help="directory for steer.json / steer.txt / steer.png (or causal.json)")
