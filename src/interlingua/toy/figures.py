@@ -35,9 +35,10 @@ def figure(*checks: str):
 def _save(fig, path: Path) -> Path:
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tight_layout is approximate next to a shared colour bar
-        fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig.tight_layout()
     fig.savefig(path, dpi=110)
     import matplotlib.pyplot as plt
 
@@ -52,7 +53,7 @@ def tms_intro_n5_m2(plt, out: Path, seeds: int, ran: set[str]) -> list[Path]:
     levels = intro_sweep(seeds) if "tms_intro_n5_m2_sweep" in ran else intro_pair(seeds)
     cols = min(5, len(levels))
     rows = -(-len(levels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 3.1 * rows), squeeze=False, layout="constrained")
     for ax, lv in zip(axes.flat, levels):
         for i, (x, y) in enumerate(lv.W.tolist()):
             ax.plot([0, x], [0, y], color=plt.cm.viridis(i / 4), lw=2)
@@ -141,9 +142,12 @@ def sae_dictionary_sweep(plt, out: Path, seeds: int, ran: set[str]) -> list[Path
         ax.plot(ratios, [c["mmcs"] for c in cells], "o-", label=f"α={a:g}")
         bx.plot(ratios, [c["dead"] for c in cells], "o-", label=f"α={a:g}")
     ax.axhline(0.97, ls=":", color="grey")
-    ax.set(xscale="log", xlabel="dictionary size k / N", ylabel="MMCS to the planted features",
-           title="recovery (Sharkey et al. Fig. 3)")
-    bx.set(xscale="log", xlabel="dictionary size k / N", ylabel="share of dead latents", title="dead latents (Fig. 4)")
+    for axis in (ax, bx):
+        axis.set(xscale="log", xlabel="dictionary size k / N")
+        axis.set_xticks(ratios, [f"{k:g}" for k in ratios])
+        axis.minorticks_off()
+    ax.set(ylabel="MMCS to the planted features", title="recovery (Sharkey et al. Fig. 3)")
+    bx.set(ylabel="share of dead latents", title="dead latents (Fig. 4)")
     ax.legend(), bx.legend()
     return [_save(fig, out / "sae_dictionary_sweep.png")]
 
@@ -193,12 +197,14 @@ def engineering_monosemanticity(plt, out: Path, seeds: int, ran: set[str]) -> li
     ax.plot(widths, [r["feature_coverage"] for r in rows], "o-", label="features with a monosemantic neuron")
     ax.plot(widths, [r["monosemantic_fraction"] for r in rows], "s-", label="monosemantic share of live neurons")
     ax.set(xscale="log", xlabel="neurons k", ylabel="share", title=f"N={n} features, d={WORLD.input_dim}")
+    ax.set_xticks(widths, [str(k) for k in widths])
+    ax.minorticks_off()
     ax.legend(fontsize=8)
     traj = rows[-1]["trajectory"]
     bx.plot([t["step"] for t in traj], [t["monosemantic_fraction"] for t in traj], "o-", label="monosemantic share")
     bx.plot([t["step"] for t in traj], [-t["mean_bias"] for t in traj], "s-", label="− mean bias")
     bx.plot([t["step"] for t in traj], [10 * t["relative_loss"] for t in traj], "^-", label="10 × relative loss")
-    bx.set(xlabel="step", title=f"k={widths[-1]}: drift at nearly constant loss")
+    bx.set(xlabel="step", title=f"k={widths[-1]}: loss flattens, monosemanticity keeps rising")
     bx.legend(fontsize=8)
     fig.suptitle("Engineering Monosemanticity (feature decoder)")
     return [_save(fig, out / "engineering_monosemanticity.png")]
@@ -212,7 +218,7 @@ def cross_model(plt, out: Path, seeds: int, ran: set[str]) -> list[Path]:
 
     A = trained_projected(WORLD, XM_WIDTHS[0], 1)[0]
     x = WORLD.sample(4096, 1001)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
     for ax, (name, B) in zip(axes, (("trained B", trained_projected(WORLD, XM_WIDTHS[1], 2)[0]),
                                     ("random-init B", random_projected(WORLD, XM_WIDTHS[1], 3)))):
         with torch.no_grad():
@@ -227,7 +233,7 @@ def cross_model(plt, out: Path, seeds: int, ran: set[str]) -> list[Path]:
         im = ax.imshow(C[order(A)][:, order(B)].numpy(), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
         ax.set(title=f"A (k={XM_WIDTHS[0]}) × {name} (k={XM_WIDTHS[1]})", xlabel="B units (by represented feature)",
                ylabel="A units (by represented feature; polysemantic last)")
-    fig.colorbar(im, ax=axes, shrink=0.8, label="activation correlation")
+    fig.colorbar(im, ax=axes.tolist(), shrink=0.8, label="activation correlation")
     return [_save(fig, out / "cross_model_correlation.png")]
 
 
