@@ -174,6 +174,8 @@ def test_schedule_free_adam_matches_its_definition():
     wsum = 0.0
     for t, lr in enumerate((0.05, 0.1, 0.1, 0.1), start=1):
         grad = torch.randn(3, 5, generator=g, dtype=torch.float64)
+        if t in (2, 3):
+            grad[1] = 0  # an idle row: its moments decay, its y still interpolates
         opt.param_groups[0]["lr"] = lr
         p.grad = grad.clone()
         opt.step()
@@ -183,3 +185,26 @@ def test_schedule_free_adam_matches_its_definition():
         x = (1 - lr ** 2 / wsum) * x + (lr ** 2 / wsum) * z
         assert torch.allclose(p.detach(), 0.1 * z + 0.9 * x, atol=1e-12)
         assert torch.allclose(opt.averaged(p), x, atol=1e-12)
+
+
+def test_schedule_free_unit_rows_equals_separate_constraint_passes():
+    from interlingua.sae.optim import ScheduleFreeAdam
+
+    g = torch.Generator().manual_seed(1)
+    w0 = torch.randn(700, 9, generator=g, dtype=torch.float64)
+    w0 /= w0.norm(dim=1, keepdim=True)
+    fused, plain = torch.nn.Parameter(w0.clone()), torch.nn.Parameter(w0.clone())
+    opt_f = ScheduleFreeAdam([{"params": [fused], "unit_rows": True}], lr=0.05)
+    opt_p = ScheduleFreeAdam([plain], lr=0.05)
+    for _ in range(3):
+        grad = torch.randn(700, 9, generator=g, dtype=torch.float64)
+        fused.grad = grad.clone()
+        opt_f.step()
+        with torch.no_grad():
+            grad -= (grad * plain).sum(1, keepdim=True) * plain
+            plain.grad = grad
+            opt_p.step()
+            plain /= plain.norm(dim=1, keepdim=True)
+        assert torch.allclose(fused, plain, atol=1e-12)
+        assert torch.allclose(fused.norm(dim=1), torch.ones(700, dtype=torch.float64))
+

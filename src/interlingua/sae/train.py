@@ -195,8 +195,10 @@ class TrainResult:
 
 def _make_optimizer(sae: SparseAutoencoder, cfg: TrainConfig) -> torch.optim.Optimizer:
     lr = cfg.learning_rate(sae.d_sae)
-    if cfg.optimizer == "sfadam":
-        return ScheduleFreeAdam(sae.parameters(), lr=lr, betas=cfg.adam_betas)
+    if cfg.optimizer == "sfadam":  # the decoder's unit-norm constraint is applied inside the step
+        others = [p for n, p in sae.named_parameters() if n != "W_dec"]
+        return ScheduleFreeAdam([{"params": [sae.W_dec], "unit_rows": True}, {"params": others}], lr=lr,
+                                betas=cfg.adam_betas)
     try:
         return torch.optim.Adam(sae.parameters(), lr=lr, betas=cfg.adam_betas, fused=True)
     except (RuntimeError, TypeError):  # pragma: no cover - very old torch / unsupported device
@@ -281,13 +283,16 @@ class Trainer:
             raise InterlinguaError(f"the training loss at {hook} became {float(loss)} at step {self.step}; lower "
                                    f"the learning rate (now {cfg.learning_rate(sae.d_sae):.2e}, --lr).")
         loss.backward()
-        sae.remove_parallel_grad_()
+        fused_constraint = isinstance(st.optimizer, ScheduleFreeAdam)
+        if not fused_constraint:
+            sae.remove_parallel_grad_()
         lr = lr_at(self.step, cfg, cfg.learning_rate(sae.d_sae))
         for group in st.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         st.optimizer.step()
         st.optimizer.zero_grad(set_to_none=True)
-        sae.normalize_decoder_()
+        if not fused_constraint:
+            sae.normalize_decoder_()
         code = out.code
         with torch.no_grad():
             if cfg.architecture == "jumprelu":
@@ -442,8 +447,9 @@ class Trainer:
             for group, saved in zip(opt.param_groups, hm["optimizer_groups"]):
                 group.update({k: tuple(v) if k == "betas" else v for k, v in saved.items()})
             for name, param in sae.named_parameters():
-                state = {key: tensors[f"{p}opt.{name}.{key}"].to(self.device).clone()
-                         for key in ("z", "exp_avg", "exp_avg_sq") if f"{p}opt.{name}.{key}" in tensors}
+                stem = f"{p}opt.{name}."
+                state = {key[len(stem):]: val.to(self.device).clone() for key, val in tensors.items()
+                         if key.startswith(stem)}
                 for key, val in hm["optimizer_scalars"].get(name, {}).items():
                     state[key] = torch.tensor(val, dtype=torch.float32, device=self.device)
                 if state:
