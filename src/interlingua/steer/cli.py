@@ -219,7 +219,7 @@ def _finish(args, out: dict, result) -> None:
     s = out["summary"]
     if s.get("best_steer"):
         b = s["best_steer"]
-        print(f"best steering: {b['hook']} × {b['strength']}: effect {b['effect']}; prompt baseline: "
+        print(f"best steering: {b['hook']} × {b['strength']}: effect {b['effect'][s['judge']]}; prompt baseline: "
               f"{s['prompt_effect']}; largest random effect: {s['max_abs_random_effect']}")
     for r in out["rows"]:
         if r["condition"] in ("unsteered", "prompt") or r is _best_row(out):
