@@ -208,3 +208,27 @@ def test_schedule_free_unit_rows_equals_separate_constraint_passes():
         assert torch.allclose(fused, plain, atol=1e-12)
         assert torch.allclose(fused.norm(dim=1), torch.ones(700, dtype=torch.float64))
 
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's compile internals
+def test_compiled_optimizer_step_equals_eager(monkeypatch):
+    """Large tensors take a torch.compile-fused step; it must compute the eager step (to float rounding)."""
+    from interlingua.sae import optim
+
+    g = torch.Generator().manual_seed(3)
+    w0 = torch.randn(64, 8, generator=g)
+    w0 /= w0.norm(dim=1, keepdim=True)
+    params = {mode: torch.nn.Parameter(w0.clone()) for mode in ("eager", "compiled")}
+    opts = {m: optim.ScheduleFreeAdam([{"params": [p], "unit_rows": True}], lr=0.05) for m, p in params.items()}
+    for _ in range(3):
+        grad = torch.randn(64, 8, generator=g)
+        for mode, p in params.items():
+            monkeypatch.setattr(optim, "COMPILE_MIN_ELEMENTS", 0 if mode == "compiled" else 1 << 60)
+            p.grad = grad.clone()
+            opts[mode].step()
+    if optim._compiled["failed"]:
+        pytest.skip("torch.compile is not available here (the eager step is used instead)")
+    assert optim._compiled["fn"] is not None
+    assert torch.allclose(params["compiled"], params["eager"], atol=1e-6)
+    assert torch.allclose(opts["compiled"].averaged(params["compiled"]), opts["eager"].averaged(params["eager"]),
+                          atol=1e-5)

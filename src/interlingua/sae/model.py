@@ -108,6 +108,9 @@ class SparseAutoencoder(nn.Module):
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in, dtype=dtype, device=device))
         theta = torch.full((cfg.d_sae,), threshold_init if cfg.architecture == "jumprelu" else 0.0,
                            dtype=dtype, device=device)
+        # Threads for the dense encoder matmul and the selection over it (None: the ambient setting);
+        # a trainer runs the small sparse operations on one thread and sets this for the big ones.
+        self.dense_threads: int | None = None
         if cfg.architecture == "jumprelu":
             # A raw, directly learned threshold: a log-parameterised one barely moves under Adam.
             self.threshold = nn.Parameter(theta)
@@ -149,9 +152,14 @@ class SparseAutoencoder(nn.Module):
         """
         xc = self._centred(x)
         dt = compute_dtype or self.encoder.dtype
-        return torch.addmm(self.b_enc.to(dt), xc.to(dt), self.encoder.to(dt).T)
+        with kernels.threads(self.dense_threads):
+            return torch.addmm(self.b_enc.to(dt), xc.to(dt), self.encoder.to(dt).T)
 
     def _select(self, pre: Tensor, training: bool) -> tuple[Tensor, Tensor]:
+        with kernels.threads(self.dense_threads):
+            return self._select_rule(pre, training)
+
+    def _select_rule(self, pre: Tensor, training: bool) -> tuple[Tensor, Tensor]:
         arch = self.cfg.architecture
         if arch == "topk":
             return kernels.select_topk(pre, self.cfg.k)
@@ -218,7 +226,8 @@ class SparseAutoencoder(nn.Module):
         use_aux = self.cfg.architecture in ("topk", "batchtopk") and n_dead > 0 and aux_k
         if use_aux:
             k_aux = min(aux_k, n_dead)
-            aux_idx = torch.topk(pre.masked_fill(~dead_mask[None], -math.inf), k_aux, dim=1, sorted=False).indices
+            with kernels.threads(self.dense_threads):
+                aux_idx = torch.topk(pre.masked_fill(~dead_mask[None], -math.inf), k_aux, dim=1, sorted=False).indices
             indices_all = torch.cat([indices, aux_idx], 1)
         else:
             indices_all = indices
