@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--layer", type=int, default=14)
     p.add_argument("--held-out", type=int, default=4096)
+    p.add_argument("--train-rows", type=int, help="extract only this many training rows and cycle over them "
+                                                    "(default: one fresh row per training vector)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--lr", type=float, help="interlingua's learning rate (default: its own default)")
     p.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16"],
@@ -227,11 +229,16 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
 
     n_steps = args.steps + args.warmup
-    train, held = activations(args.layer, n_steps * args.batch, args.held_out, args.device)
+    n_rows = args.train_rows or n_steps * args.batch
+    train, held = activations(args.layer, n_rows, args.held_out, args.device)
     train, held = train.to(args.device), held.to(args.device)
     gen = torch.Generator().manual_seed(0)
-    order = torch.randperm(len(train), generator=gen)
-    batches = [train[order[i * args.batch:(i + 1) * args.batch]] for i in range(n_steps)]
+    per_epoch = len(train) // args.batch
+    batches = []
+    for _ in range(-(-n_steps // per_epoch)):  # epochs over the rows, reshuffled, when they are fewer than needed
+        order = torch.randperm(len(train), generator=gen)
+        batches += [train[order[i * args.batch:(i + 1) * args.batch]] for i in range(per_epoch)]
+    batches = batches[:n_steps]
 
     runners = [cls(train, args) for cls in (Ours, Sparsify) if args.only in (None, cls.name)]
     times: dict[str, list[float]] = {r.name: [] for r in runners}
@@ -263,6 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
         "interlingua": interlingua.__version__,
         "data": f"SmolLM2-135M resid_post.{args.layer}, d={d}, {len(train)} train / {len(held)} held-out rows",
         "latents": m, "k": args.k, "batch": b, "timed_steps": args.steps, "vectors": n_steps * b,
+        "epochs": round(n_steps * b / len(train), 2),
         "peak_gflops": {k: round(v, 1) for k, v in peak.items()},
     }
     for r in runners:
