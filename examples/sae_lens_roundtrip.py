@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from interlingua.sae import SAEConfig, SparseAutoencoder, load_sae, save_sae
+from interlingua.sae import SparseAutoencoder, load_sae, save_sae
 from interlingua.sae.data import TensorSource
 from interlingua.sae.train import TrainConfig, train_sae
 from interlingua.toy.data import planted_features

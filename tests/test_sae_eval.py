@@ -10,7 +10,7 @@ import torch
 from interlingua.activations import extract, extract_to_disk
 from interlingua.cli import main
 from interlingua.errors import InterlinguaError
-from interlingua.sae import SAEConfig, SparseAutoencoder, load_sae, save_sae
+from interlingua.sae import SAEConfig, SparseAutoencoder, load_sae
 from interlingua.sae.evaluate import (density_histogram, downstream_loss, reconstruction_metrics, snippets_html,
                                       top_snippets)
 from interlingua.sae.match import correlation, match_latents
