@@ -178,8 +178,7 @@ def _print_translation(tr) -> None:
           f"transferred {m['auroc_transfer_test']} → recovery {m['recovery_test']}")
     print(f"  AUROC OOD:  source {m['auroc_source_ood']}, native target {m['auroc_native_target_ood']}, "
           f"transferred {m['auroc_transfer_ood']} → recovery {m['recovery_ood']}")
-    print(f"  score correlation A vs translated B on test texts: {m['score_correlation_test']}; cosine with "
-          f"native B direction at the same hook: {m['cosine_native_same_hook']}")
+    print(f"  score correlation A vs translated B on test texts: {m['score_correlation_test']}")
     print("  methods (A's readout carried by each; global maps are fitted on unlabeled words only):")
     for name, r in m["methods"].items():
         print(f"    {name:<18} AUROC test {r['auroc_test']} / OOD {r['auroc_ood']} → recovery "

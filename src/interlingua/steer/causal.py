@@ -158,7 +158,7 @@ def causal_check(
         "judges": [{"name": j.name, "model": j.concept.model_name, "hook": j.concept.hook, "gap": j.gap} for j in judges],
         "prompt_prefix": prefix, "targets": TARGETS, "rows": rows,
         "translation": {k: translation.metrics.get(k) for k in ("auroc_transfer_test", "auroc_native_target",
-                                                                "recovery_test", "cosine_native_same_hook")},
+                                                                "recovery_test", "retrieval")},
     }
 
 
