@@ -59,13 +59,19 @@ def test_downstream_loss_exact_sae_recovers_everything(llama):
     texts = ["The cat sat on the mat and looked at the dog.", "A short second text about rain and wind."]
     exact = downstream_loss(llama, signed_basis_sae(64), texts, skip_first=1)
     assert exact["ce_sae"] == pytest.approx(exact["ce_clean"], abs=1e-4)
-    assert exact["kl_sae"] < 1e-6 and exact["ce_recovered"] == pytest.approx(1.0, abs=1e-3)
+    assert exact["kl_sae"] < 1e-6 and exact["kl_recovered"] == pytest.approx(1.0, abs=1e-4)
     assert exact["kl_zero"] > 1e-3
+    # CE recovered is defined only when zero-ablation raises the loss (not always so on a random tiny model)
+    if exact["ce_zero"] > exact["ce_clean"] + 1e-6:
+        assert exact["ce_recovered"] == pytest.approx(1.0, abs=1e-3)
+    else:
+        assert exact["ce_recovered"] is None
     broken = signed_basis_sae(64)
     with torch.no_grad():
         broken.W_dec.zero_()
     zero = downstream_loss(llama, broken, texts, skip_first=1)
-    assert zero["ce_sae"] == pytest.approx(zero["ce_zero"], abs=1e-4) and zero["ce_recovered"] == pytest.approx(0.0, abs=1e-3)
+    assert zero["ce_sae"] == pytest.approx(zero["ce_zero"], abs=1e-4)
+    assert zero["kl_recovered"] == pytest.approx(0.0, abs=1e-4)
 
 
 def test_top_snippets_point_at_the_firing_tokens(llama):

@@ -176,7 +176,9 @@ def downstream_loss(model: LoadedModel, sae: SparseAutoencoder, texts: Sequence[
         "hook": point.name,
         "spliced_from_position": skip_first,
         "ce_clean": ce["clean"], "ce_sae": ce["sae"], "ce_zero": ce["zero"],
-        "ce_recovered": (ce["zero"] - ce["sae"]) / gap if abs(gap) > 1e-9 else None,
+        # Undefined when zero-ablation does not raise the loss (e.g. a random-init model, whose clean
+        # predictions are worse than uniform): then only KL recovered means something.
+        "ce_recovered": (ce["zero"] - ce["sae"]) / gap if gap > 1e-6 else None,
         "kl_sae": kl_sae, "kl_zero": kl_zero,
         "kl_recovered": 1 - kl_sae / kl_zero if kl_zero > 1e-12 else None,
     }

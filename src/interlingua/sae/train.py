@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -120,11 +120,6 @@ class TrainConfig:
         d = asdict(self)
         d["adam_betas"] = list(self.adam_betas)
         return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def resolve_compute_dtype(name: str, device: torch.device | str = "cpu") -> torch.dtype:
