@@ -155,12 +155,19 @@ def _print_eval(r: dict) -> None:
     cols = [("main", r["main"])] + ([("random-init", r["baseline"])] if "baseline" in r else [])
     print(f"SAE {r['sae']} on {r['main']['model']} {r['main']['hook']}, {r['texts']} held-out documents, "
           f"{r['main']['reconstruction']['n']:,} tokens")
-    print(f"  {'':<36}" + "".join(f"{name:>14}" for name, _ in cols))
+    paired = len(cols) == 2
+    print(f"  {'':<36}" + "".join(f"{name:>14}" for name, _ in cols) + (f"{'main − random':>16}" if paired else ""))
     for section, key, label in _ROWS:
         vals = [c.get(section, {}).get(key) for _, c in cols]
         if all(v is None for v in vals):
             continue
-        print(f"  {label:<36}" + "".join(f"{v:>14.4f}" if isinstance(v, float) else f"{str(v):>14}" for v in vals))
+        line = f"  {label:<36}" + "".join(f"{v:>14.4f}" if isinstance(v, float) else f"{str(v):>14}" for v in vals)
+        if paired and all(isinstance(v, float) for v in vals):
+            line += f"{vals[0] - vals[1]:>+16.4f}"
+        print(line)
+    if paired:
+        print("  (a metric separates the SAEs when the difference is large against its scale; CE recovered is "
+              "undefined where zero-ablation does not raise the loss)")
     hist = r["main"]["reconstruction"]["density_histogram"]
     print("  latent density: " + ", ".join(f"{b} {c}" for b, c in zip(hist["bins"], hist["counts"])))
     for lat in r["main"].get("latents", [])[:10]:
