@@ -2,10 +2,11 @@
 
 The loop per batch and hook: scale the batch so that ``E‖x‖ = √d_in`` (the scale is fixed from
 the first batch and folded into the exported weights, so hyper-parameters mean the same on every
-model), take :meth:`SparseAutoencoder.losses`, add AuxK, drop the decoder gradient's component
-along each row, Adam step, renormalise decoder rows. Everything that determines the next step
-— weights, Adam moments, dead-latent counters, the batch position, the step — is in the
-checkpoint, which is written atomically; a resumed run continues bit for bit.
+model), take :meth:`SparseAutoencoder.losses`, add AuxK, then one optimiser step (schedule-free
+Adam by default, :mod:`interlingua.sae.optim`, which also keeps decoder rows at unit norm with the
+gradient's along-row component removed; or Adam with those two done around it). Everything that
+determines the next step — weights, optimiser state, dead-latent counters, the batch position,
+the step — is in the checkpoint, which is written atomically; a resumed run continues bit for bit.
 """
 
 from __future__ import annotations
@@ -291,7 +292,7 @@ class Trainer:
             sae.remove_parallel_grad_()
         lr = lr_at(self.step, cfg, cfg.learning_rate(sae.d_sae))
         for group in st.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
+            group["lr"] = lr
         st.optimizer.step()
         st.optimizer.zero_grad(set_to_none=True)
         if not fused_constraint:
