@@ -97,6 +97,28 @@ def test_translate_pipeline_on_tiny_models(llama, gemma):
     assert {"value", "null_band", "p"} <= set(m["cka_debiased_chosen_pair"])
 
 
+def test_sae_latents_join_the_unit_search(llama, gemma):
+    """An SAE on B with one latent planted along the translated readout: the search must rank it first."""
+    from interlingua.sae import SAEConfig, SparseAutoencoder
+
+    names = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu"]
+    items = [{"positive": f"{n} said yes {i}.", "negative": f"{n} said no {i}."} for i, n in enumerate(names * 4)]
+    ds = from_dict({"name": "yes_no", "train": items[:30], "test": items[30:42], "ood": items[42:]})
+    ca = find_concept(llama, ds, hook="resid_post.2", n_boot=10, n_null=2)
+    plain = translate_concept(ca, llama, gemma, ds, layers_b=[3], n_corpus_docs=4)
+    sae = SparseAutoencoder(SAEConfig(architecture="relu", d_in=64, d_sae=48, hook_name="resid_post.3"), seed=0)
+    with torch.no_grad():
+        sae.b_dec.zero_()
+        sae.b_enc.fill_(-1e4)  # every latent off ...
+        w = plain.target.weight / plain.target.weight.norm()
+        sae.W_enc[:, 17] = w * 1e3  # ... except 17, which reads the translated direction
+        sae.b_enc[17] = -1e3 * float((w @ plain.target.mean)) + 1e4
+    tr = translate_concept(ca, llama, gemma, ds, layers_b=[3], n_corpus_docs=4, target_sae=sae)
+    found = tr.metrics["sae_latent_search"]
+    assert found["hook"] == "resid_post.3" and found["n_units"] == 48
+    assert found["top"][0]["unit"] == 17 and found["above_null"]
+
+
 def test_controls_behave_on_tiny_models(llama, gemma):
     """Every control runs through the same code path and reports what it must do."""
     names = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu"]

@@ -191,6 +191,11 @@ def _print_translation(tr) -> None:
     print(f"  neuron search, layer {ns['layer']} ({ns['n_units']} MLP neurons): best |corr| {ns['best_abs_corr']} "
           f"(unit {ns['top'][0]['unit']}; null max band {ns['null_max_abs_corr_band']}), alone as a detector "
           f"AUROC test {ns['best_unit_auroc_test']}")
+    if "sae_latent_search" in m:
+        ss = m["sae_latent_search"]
+        print(f"  SAE latent search at {ss['hook']} ({ss['n_units']} latents): best |corr| {ss['best_abs_corr']} "
+              f"(latent {ss['top'][0]['unit']}; null max band {ss['null_max_abs_corr_band']}), alone as a detector "
+              f"AUROC test {ss['best_unit_auroc_test']}")
     for name, c in tr.controls.items():
         print(f"  control {name:<22} {'ok  ' if c['passed'] else 'FAIL'} value {c['value']} (band {c['band']}; "
               f"must: {c['must']})")
@@ -210,6 +215,7 @@ def _print_translation(tr) -> None:
 def cmd_translate(args) -> None:
     from interlingua.concepts import Concept, find_concept, load_concept
     from interlingua.models import load_model
+    from interlingua.sae import load_sae
     from interlingua.translate import translate_concept
 
     dataset = load_concept(args.concept)
@@ -228,7 +234,8 @@ def cmd_translate(args) -> None:
         extra = sample_texts(model_a, args.sampled_docs, seed=args.seed, progress=not args.json)
     tr = translate_concept(concept_a, model_a, model_b, dataset, n_corpus_docs=args.corpus_docs,
                            pos_weight=args.pos_weight, controls=controls, progress=not args.json,
-                           extra_texts=extra, mlp=args.mlp)
+                           extra_texts=extra, mlp=args.mlp,
+                           target_sae=load_sae(args.target_sae) if args.target_sae else None)
     if args.out:
         tr.save(args.out)
     if args.json:
@@ -346,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mlp", action="store_true",
                    help="also fit a small MLP readout (reported beside the linear one, with its held-out "
                         "over-fitting check)")
+    s.add_argument("--target-sae", help="an SAE trained on model B (SAELens layout directory): its latents join "
+                        "the unit search")
     s.add_argument("--controls", default="shuffled_pairing,label_shuffle,synthetic_pair",
                    help="comma-separated controls, or 'all' (adds off_by_one, random_init_target, "
                         "lexical_only_target, self_translation)")

@@ -149,6 +149,7 @@ def translate_concept(
     pairs: WordPairs | None = None,
     extra_texts: Sequence[str] = (),
     mlp: bool = False,
+    target_sae=None,
 ) -> Translation:
     """Readout transfer of ``concept_a`` (found in ``model_a``) into ``model_b``.
 
@@ -156,7 +157,9 @@ def translate_concept(
     last). ``native_b`` may be passed to reuse a concept already found in B. ``controls``
     names the controls to run (see :data:`CONTROLS`; ``("all",)`` for every one).
     ``extra_texts`` join the shared text (e.g. text sampled from A, steered or not); ``mlp``
-    adds a non-linear readout to the methods, with its held-out over-fitting check.
+    adds a non-linear readout to the methods, with its held-out over-fitting check. A
+    ``target_sae`` (an :class:`~interlingua.sae.SparseAutoencoder` trained on B) adds its latents
+    to the unit search, at the SAE's own hook.
     """
     if concept_a.model is None:
         concept_a.bind(model_a)
@@ -210,6 +213,8 @@ def translate_concept(
         "retrieval": direction_retrieval(concept_a.name, readout, model_b, hook_b, pairs, dataset),
         "neuron_search": neuron_search(model_b, model_b.hook(hook_b).layer, pairs, texts, score_a, dataset),
     }
+    if target_sae is not None:
+        metrics["sae_latent_search"] = sae_latent_search(target_sae, model_b, pairs, texts, score_a, dataset)
     mean, std = standardiser(pairs.b[hook_b])
     target = Concept(
         name=concept_a.name, model_name=model_b.name, hook=hook_b, method="readout_transfer",
@@ -287,6 +292,30 @@ def neuron_search(model_b: LoadedModel, layer: int, pairs: WordPairs, texts: lis
     neuron = mlp_neurons(model_b, layer, *(at_test[h] for h in hooks))[:, best["unit"]]
     found.update(layer=layer, n_words=n_words,
                  best_unit_auroc_test=round(auroc(neuron if best["corr"] > 0 else -neuron, test.labels), 4))
+    return found
+
+
+def sae_latent_search(sae, model_b: LoadedModel, pairs: WordPairs, texts: list[str], score_a: torch.Tensor,
+                      dataset: ConceptDataset) -> dict:
+    """B's SAE latents ranked by correlation with A's score on aligned words, as for neurons."""
+    from interlingua.translate.pairs import TARGET
+    from interlingua.translate.units import unit_search
+
+    if not sae.cfg.hook_name:
+        raise InterlinguaError("this SAE does not record the hook point it was trained on (cfg hook_name).")
+    hook = model_b.hook(sae.cfg.hook_name).name
+    if sae.cfg.d_in != model_b.d_model:
+        raise InterlinguaError(f"the SAE reads width {sae.cfg.d_in}; {model_b.name} has width {model_b.d_model}.")
+    xb = pairs.b.get(hook)
+    if xb is None:
+        xb = at_positions(model_b, texts, hook, pairs.alignment.token_index[TARGET],
+                          max_tokens=model_b.context_length)[hook]
+    with torch.no_grad():
+        found = unit_search(sae.dense_latents(xb.float()), score_a)
+        best = found["top"][0]
+        latent = sae.dense_latents(split_activations(model_b, hook, dataset, "test").float())[:, best["unit"]]
+    test = dataset.split("test")
+    found.update(hook=hook, best_unit_auroc_test=round(auroc(latent if best["corr"] > 0 else -latent, test.labels), 4))
     return found
 
 
