@@ -199,8 +199,9 @@ class SparseAutoencoder(nn.Module):
         flat = x.reshape(-1, shape[-1])
         return self.decode(self.encode(flat)).reshape(shape).to(x.dtype)
 
+    @torch.no_grad()
     def dense_latents(self, x: Tensor) -> Tensor:
-        """Latent activations as a dense ``[B, d_sae]`` matrix (for analysis, not training)."""
+        """Latent activations as a dense ``[B, d_sae]`` matrix (for analysis: no gradient)."""
         return self.encode(x).dense(self.d_sae)
 
     # ---- training ------------------------------------------------------------------------------
