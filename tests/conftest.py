@@ -115,3 +115,14 @@ def gemma(sp_tokenizer) -> LoadedModel:
 def tiny(request) -> LoadedModel:
     """Each test using this runs on both tiny architectures."""
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of tiny-model tests: on a CPU shared with other jobs, a second
+    OpenMP thread makes small models many times slower (measured ~15×). Results are compared within
+    one setting, so no assertion depends on it. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,12 +16,7 @@ from interlingua.sae.evaluate import (density_histogram, downstream_loss, recons
 from interlingua.sae.match import correlation, match_latents
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def signed_basis_sae(d: int, hook: str = "resid_post.1", scale: float = 1.0) -> SparseAutoencoder:

@@ -18,13 +18,7 @@ from interlingua.toy.metrics import mmcs
 from interlingua.toy.sae import pca_directions
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny problems: one thread avoids waiting on a busy second core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _sae(arch: str, d: int = 12, m: int = 96, seed: int = 0) -> SparseAutoencoder:

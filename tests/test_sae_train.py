@@ -13,12 +13,7 @@ from interlingua.sae.train import TrainConfig, Trainer, lr_at, train_sae
 from interlingua.toy.data import planted_features
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(n=6000, seed=0):

@@ -30,14 +30,7 @@ from interlingua.steer.evaluate import (
 from interlingua.translate import Translation
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a CPU shared with other jobs, two OpenMP threads make these small models
-    ~15× slower (measured); results are compared within one setting, so this changes no assertion."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

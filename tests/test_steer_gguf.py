@@ -14,14 +14,7 @@ from interlingua.steer.gguf import ControlVector, layer_of_hook
 from interlingua.steer.interventions import bind
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a CPU shared with other jobs, two OpenMP threads make these small models
-    ~15× slower (measured); results are compared within one setting, so this changes no assertion."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _awkward(width: int, seed: int) -> torch.Tensor:

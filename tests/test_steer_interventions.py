@@ -13,14 +13,7 @@ from interlingua.models.hooks import find_layers
 from interlingua.steer import ablate, add, clamp, custom, generate, steering
 from interlingua.steer.generate import left_pad
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a CPU shared with other jobs, two OpenMP threads make these small models
-    ~15× slower (measured); results are compared within one setting, so this changes no assertion."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 PROMPTS = ["The quick brown fox", "Elinor was nineteen; Marianne", "short", "Numbers 1234 and 3.14, emoji",
