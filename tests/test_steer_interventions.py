@@ -35,9 +35,10 @@ def _vec(model, seed=0, norm=3.0):
     return v / v.norm() * norm
 
 
-def _no_hooks(model) -> bool:
-    mods = [model.model.base_model, *model.model.modules()]
-    return all(not m._forward_hooks and not m._forward_pre_hooks for m in mods)
+def _hooks(model) -> list[tuple[int, ...]]:
+    """Every forward (pre-)hook id on the model. Compared before/after, not against zero: transformers
+    itself leaves output-capturing hooks behind once any test asked for ``output_hidden_states``."""
+    return [(*m._forward_hooks, -1, *m._forward_pre_hooks) for m in model.model.modules()]
 
 
 def _hand_hook(model, layer, fn):
@@ -61,6 +62,7 @@ def _logits(model, enc):
 
 
 def test_add_equals_hand_written_hook_forward_and_generate(tiny):
+    before = _hooks(tiny)
     v = _vec(tiny)
     enc = tiny.tokenizer(["The quick brown fox jumps over the lazy dog."], return_tensors="pt")
     h = _hand_hook(tiny, 1, lambda x: x + v.to(x.dtype))
@@ -76,7 +78,7 @@ def test_add_equals_hand_written_hook_forward_and_generate(tiny):
     assert torch.equal(got, want)
     assert not torch.allclose(got, plain, atol=1e-3)  # the steering did something
     assert got_gen.new_ids == want_gen.new_ids
-    assert _no_hooks(tiny)
+    assert _hooks(tiny) == before
 
 
 @pytest.mark.parametrize("kind", ["resid_pre", "attn_out", "mlp_out", "resid_post"])
@@ -298,20 +300,22 @@ def test_per_token_mask_is_padding_free(tiny64):
 
 
 def test_hooks_removed_even_on_error(tiny):
+    before = _hooks(tiny)
     enc = tiny.tokenizer(["She said"], return_tensors="pt")
     plain = _logits(tiny, enc)
     with pytest.raises(RuntimeError, match="boom"):
         with steering(tiny, [add(_vec(tiny), 1.0, hook="resid_post.0", scale="raw"), ablate(_vec(tiny, 1), hook="mlp_out.1")]):
             raise RuntimeError("boom")
-    assert _no_hooks(tiny)
+    assert _hooks(tiny) == before
     with pytest.raises(ValueError):
         with steering(tiny, custom("resid_post.1", lambda x, a, s: (_ for _ in ()).throw(ValueError("in hook")))):
             _logits(tiny, enc)
-    assert _no_hooks(tiny)
+    assert _hooks(tiny) == before
     assert torch.equal(_logits(tiny, enc), plain)
 
 
 def test_bad_input_gives_clear_errors(llama):
+    before = _hooks(llama)
     v = _vec(llama)
     cases = [
         (add(torch.randn(llama.d_model + 1), 1.0, hook="resid_post.1"), InterlinguaError, "width 64"),
@@ -330,7 +334,7 @@ def test_bad_input_gives_clear_errors(llama):
         with pytest.raises(exc, match=text):
             with steering(llama, [add(v, 1.0, hook="resid_post.0"), iv]):
                 pass
-        assert _no_hooks(llama)  # validated before anything was attached
+        assert _hooks(llama) == before  # validated before anything was attached
     with pytest.raises(InterlinguaError, match="hook="):
         add(v, 1.0)
     with pytest.raises(InterlinguaError, match="raw"):
