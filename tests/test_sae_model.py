@@ -34,6 +34,19 @@ def _sae(arch: str, d: int = 12, m: int = 96, seed: int = 0) -> SparseAutoencode
     return sae
 
 
+def test_low_precision_pre_activations_include_the_bias():
+    """The bf16 path folds b_enc into the matmul as an extra column; it must equal the float one to
+    bf16 rounding, bias and decoder-bias centring included."""
+    sae = _sae("topk").float()
+    with torch.no_grad():
+        sae.b_enc.add_(3.0)  # a bias far larger than bf16 rounding, so leaving it out would show
+    x = torch.randn(64, 12, generator=torch.Generator().manual_seed(5))
+    exact = sae.pre_activations(x)
+    low = sae.pre_activations(x, torch.bfloat16)
+    assert low.dtype == torch.bfloat16 and low.shape == exact.shape
+    assert (low.float() - exact).abs().max() < 0.05 * exact.abs().max()
+
+
 def _dense_reference(sae: SparseAutoencoder, x, coeff, dead, aux_k):
     """The same losses with dense [B, d_sae] matrices and plain autograd."""
     pre = (x - sae.b_dec) @ sae.W_enc + sae.b_enc

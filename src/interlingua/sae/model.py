@@ -153,7 +153,17 @@ class SparseAutoencoder(nn.Module):
         xc = self._centred(x)
         dt = compute_dtype or self.encoder.dtype
         with kernels.threads(self.dense_threads):
-            return torch.addmm(self.b_enc.to(dt), xc.to(dt), self.encoder.to(dt).T)
+            if dt == self.encoder.dtype:
+                return torch.addmm(self.b_enc, xc, self.encoder.T)
+            # The encoder is copied into ``dt`` anyway; copying the bias in as one more column makes
+            # the bias add part of the matmul ([x, 1] · [W, b]ᵀ), which saves addmm's separate pass.
+            d = self.d_in
+            w = torch.empty(self.d_sae, d + 1, dtype=dt, device=xc.device)
+            w[:, :d] = self.encoder
+            w[:, d] = self.b_enc
+            xa = torch.ones(xc.shape[0], d + 1, dtype=dt, device=xc.device)
+            xa[:, :d] = xc
+            return xa @ w.T
 
     def _select(self, pre: Tensor, training: bool) -> tuple[Tensor, Tensor]:
         with kernels.threads(self.dense_threads):

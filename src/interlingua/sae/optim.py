@@ -38,7 +38,16 @@ from torch import Tensor
 
 _BLOCK_ELEMENTS = 1 << 18  # 1 MiB of float32 per tensor per block
 COMPILE_MIN_ELEMENTS = 1 << 20  # below this, compiling costs more than it saves
-_compiled = {"fn": None, "failed": os.environ.get("INTERLINGUA_SAE_COMPILE", "1") == "0"}
+_compiled = {"fn": None, "project": None, "failed": os.environ.get("INTERLINGUA_SAE_COMPILE", "1") == "0"}
+
+
+def _project_rows(g: Tensor, y: Tensor) -> Tensor:
+    """``g_i − (g_i·y_i) y_i`` for each row (for ``torch.compile``: one pass where eager ops take three).
+
+    It returns a new tensor: inductor (torch 2.13) fails on a kernel that writes an input that a
+    row reduction in the same kernel reads.
+    """
+    return g - (g * y).sum(1, keepdim=True) * y
 
 
 def _sf_math(y: Tensor, g: Tensor, z: Tensor, v: Tensor, c: Tensor, alpha: Tensor, gamma: Tensor, eps_b: Tensor,
@@ -54,16 +63,21 @@ def _sf_math(y: Tensor, g: Tensor, z: Tensor, v: Tensor, c: Tensor, alpha: Tenso
 
 
 def _fused_update(y: Tensor, g: Tensor, z: Tensor, v: Tensor, *, lr: float, c: float, beta1: float, beta2: float,
-                  eps: float, bias2: float) -> bool:
-    """Run the compiled step if possible; ``False`` means the caller must run the eager one."""
+                  eps: float, bias2: float, unit_rows: bool) -> bool:
+    """Run the compiled step (the projection of ``g`` included when ``unit_rows``) if possible;
+    ``False`` means the caller must run the eager one."""
     if _compiled["failed"] or y.numel() < COMPILE_MIN_ELEMENTS or y.device.type not in ("cpu", "cuda"):
         return False
     try:
         if _compiled["fn"] is None:
             _compiled["fn"] = torch.compile(_sf_math, dynamic=False, fullgraph=True)
+            _compiled["project"] = torch.compile(_project_rows, dynamic=False, fullgraph=True)
+        g = g.contiguous()
+        if unit_rows:
+            g = _compiled["project"](g, y)
         scalars = torch.tensor([c, lr * bias2 * (beta1 * (1 - c) - 1), -lr * bias2, bias2 * eps],
                                dtype=y.dtype, device=y.device)
-        _compiled["fn"](y, g.contiguous(), z, v, *scalars.unbind(), beta2)
+        _compiled["fn"](y, g, z, v, *scalars.unbind(), beta2)
         return True
     except Exception as exc:  # no compiler, unsupported backend, …: the eager step is equivalent
         _compiled["failed"] = True
@@ -119,13 +133,13 @@ def _update(y: Tensor, g: Tensor, z: Tensor, v: Tensor, *, lr: float, c: float, 
     With ``b = √(1−β₂ᵏ)``: ``ĝ = b·g / (√v + b·ε)``, so ``b`` folds into the step sizes. With
     ``unit_rows``: first ``g_i ← g_i − (g_i·y_i) y_i``, last ``y_i ← y_i / ‖y_i‖``.
     """
-    g = g.contiguous()
-    if unit_rows:
-        g.addcmul_(torch.linalg.vecdot(g, y)[:, None], y, value=-1.0)
-    if _fused_update(y, g, z, v, lr=lr, c=c, beta1=beta1, beta2=beta2, eps=eps, bias2=bias2):
+    if _fused_update(y, g, z, v, lr=lr, c=c, beta1=beta1, beta2=beta2, eps=eps, bias2=bias2, unit_rows=unit_rows):
         if unit_rows:
             y.div_(y.norm(dim=1, keepdim=True).clamp_min(torch.finfo(y.dtype).eps))
         return
+    g = g.contiguous()
+    if unit_rows:
+        g.addcmul_(torch.linalg.vecdot(g, y)[:, None], y, value=-1.0)
     if y.ndim != 2:
         y, g, z, v = (t.view(-1, 1) for t in (y, g, z, v))
     rows, width = y.shape
