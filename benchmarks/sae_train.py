@@ -26,7 +26,9 @@ Reported: vectors/s of each (batch / median step time over the timed steps), the
 FVU of each after the same number of vectors (sparsify evaluated with its schedule-free averaged
 weights, as its checkpoints are), and the achieved GFLOP/s of an interlingua step counting the
 encoder matmul (2·B·d·m, the only dense work) against a dense matmul of the same shape measured in
-the same run, in the dtype the step uses and in float32.
+the same run, in the dtype the step uses and in float32. Also a floor for the step: that matmul at
+the measured peak plus the optimizer's unavoidable memory traffic (7 float32 passes over each of the
+two d×m matrices) at the copy bandwidth measured in the same run; ``floor_fraction`` is floor / step.
 """
 
 from __future__ import annotations
@@ -197,6 +199,20 @@ def matmul_gflops(b: int, d: int, m: int, dtype: torch.dtype, device: str, repea
     return 2 * b * d * m / best / 1e9
 
 
+def copy_gbps(n_bytes: int, device: str, repeats: int = 5) -> float:
+    """Best-of-``repeats`` memory bandwidth of copying ``n_bytes`` (bytes read + written per second)."""
+    a = torch.empty(n_bytes // 4, device=device)
+    b = torch.ones_like(a)
+    best = math.inf
+    for _ in range(repeats + 1):
+        _sync(device)
+        t = time.perf_counter()
+        a.copy_(b)
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n_bytes / best / 1e9
+
+
 def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
@@ -286,6 +302,13 @@ def main(argv: list[str] | None = None) -> dict:
         result["achieved_gflops"] = round(achieved, 1)
         result["roofline_fraction"] = round(achieved / peak[result["compute_dtype"]], 3)
         result["roofline_fraction_vs_float32_peak"] = round(achieved / peak["float32"], 3)
+        # A floor for the whole step: the encoder matmul at the peak plus the optimizer's memory
+        # traffic (read y, g, z, v and write y, z, v of both d×m matrices in float32) at copy bandwidth.
+        gbps = copy_gbps(4 * d * m, args.device)
+        floor_s = 2 * b * d * m / (peak[result["compute_dtype"]] * 1e9) + 2 * 7 * 4 * d * m / (gbps * 1e9)
+        result["copy_gbps"] = round(gbps, 1)
+        result["step_floor_s"] = round(floor_s, 4)
+        result["floor_fraction"] = round(floor_s / result["step_s_median"], 3)
     if len(runners) == 2:
         result["ratio"] = round(result["vectors_per_s"] / result["sparsify_vectors_per_s"], 2)
         result["sparsify_version"] = runners[1].version
@@ -316,6 +339,9 @@ def _print(r: dict) -> None:
         print(f"  step: {r['achieved_gflops']:.0f} GFLOP/s (encoder matmul FLOPs) = {r['roofline_fraction']:.0%} of "
               f"the {r['compute_dtype']} matmul peak ({peaks} GFLOP/s measured now; "
               f"{r['roofline_fraction_vs_float32_peak']:.0%} of the float32 one)")
+        print(f"  floor: matmul at that peak + optimizer traffic at {r['copy_gbps']:.0f} GB/s copy bandwidth = "
+              f"{r['step_floor_s'] * 1e3:.0f} ms; the step takes {r['step_s_median'] * 1e3:.0f} ms "
+              f"({r['floor_fraction']:.0%} of the way to that floor)")
 
 
 if __name__ == "__main__":
