@@ -286,12 +286,10 @@ def neuron_search(model_b: LoadedModel, layer: int, pairs: WordPairs, texts: lis
     read = at_positions(model_b, texts[:n_texts], hooks, positions[:n_texts], max_tokens=model_b.context_length)
     n_words = sum(len(p) for p in positions[:n_texts])
     found = unit_search(mlp_neurons(model_b, layer, *(read[h] for h in hooks)), score_a[:n_words])
-    best = found["top"][0]
     test = dataset.split("test")
     at_test = at_positions(model_b, test.texts, hooks)
-    neuron = mlp_neurons(model_b, layer, *(at_test[h] for h in hooks))[:, best["unit"]]
-    found.update(layer=layer, n_words=n_words,
-                 best_unit_auroc_test=round(auroc(neuron if best["corr"] > 0 else -neuron, test.labels), 4))
+    neurons = mlp_neurons(model_b, layer, *(at_test[h] for h in hooks))
+    found.update(layer=layer, n_words=n_words, best_unit_auroc_test=_best_unit_auroc(found, neurons, test.labels))
     return found
 
 
@@ -312,11 +310,16 @@ def sae_latent_search(sae, model_b: LoadedModel, pairs: WordPairs, texts: list[s
                           max_tokens=model_b.context_length)[hook]
     with torch.no_grad():
         found = unit_search(sae.dense_latents(xb.float()), score_a)
-        best = found["top"][0]
-        latent = sae.dense_latents(split_activations(model_b, hook, dataset, "test").float())[:, best["unit"]]
-    test = dataset.split("test")
-    found.update(hook=hook, best_unit_auroc_test=round(auroc(latent if best["corr"] > 0 else -latent, test.labels), 4))
+        latents = sae.dense_latents(split_activations(model_b, hook, dataset, "test").float())
+    found.update(hook=hook, best_unit_auroc_test=_best_unit_auroc(found, latents, dataset.split("test").labels))
     return found
+
+
+def _best_unit_auroc(found: dict, units: torch.Tensor, labels) -> float:
+    """Test AUROC of the top unit of a :func:`unit_search` alone, signed by its correlation with A."""
+    best = found["top"][0]
+    u = units[:, best["unit"]]
+    return round(auroc(u if best["corr"] > 0 else -u, labels), 4)
 
 
 CONTROLS = ("shuffled_pairing", "label_shuffle", "off_by_one", "random_init_target", "lexical_only_target",
