@@ -111,6 +111,24 @@ def gemma(sp_tokenizer) -> LoadedModel:
     return LoadedModel.from_pretrained_objects(tiny_gemma3(sp_tokenizer), sp_tokenizer, name="tiny-gemma3")
 
 
+def _save(model: LoadedModel, path):
+    model.model.save_pretrained(path)
+    model.tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def llama_dir(tmp_path_factory, llama):
+    """The tiny llama saved as a local model directory (read-only for tests: it is shared)."""
+    return _save(llama, tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def gemma_dir(tmp_path_factory, gemma):
+    """The tiny Gemma-3 saved as a local model directory (read-only for tests: it is shared)."""
+    return _save(gemma, tmp_path_factory.mktemp("tiny-gemma"))
+
+
 @pytest.fixture(params=["llama", "gemma"])
 def tiny(request) -> LoadedModel:
     """Each test using this runs on both tiny architectures."""

@@ -7,14 +7,6 @@ import pytest
 from interlingua.cli import main
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, llama):
-    path = tmp_path_factory.mktemp("tiny-llama")
-    llama.model.save_pretrained(path)
-    llama.tokenizer.save_pretrained(path)
-    return path
-
-
 def test_models_lists_bundled(capsys):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -22,11 +14,11 @@ def test_models_lists_bundled(capsys):
     assert {"layers", "d_model", "vocab", "installed"} <= set(rows[0])
 
 
-def test_extract_from_text_file(model_dir, tmp_path, capsys):
+def test_extract_from_text_file(llama_dir, tmp_path, capsys):
     texts = tmp_path / "t.txt"
     texts.write_text("first document here\n\nsecond one, a little longer than the first\n", encoding="utf-8")
     out = tmp_path / "acts"
-    args = ["extract", "--model", str(model_dir), "--hook", "resid_post.1", "--hook", "attn_out.0",
+    args = ["extract", "--model", str(llama_dir), "--hook", "resid_post.1", "--hook", "attn_out.0",
             "--text-file", str(texts), "--out", str(out), "--json"]
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
@@ -35,10 +27,10 @@ def test_extract_from_text_file(model_dir, tmp_path, capsys):
     assert main(args) == 0  # same job again: resumes (nothing left to do)
 
 
-def test_extract_jsonl(model_dir, tmp_path, capsys):
+def test_extract_jsonl(llama_dir, tmp_path, capsys):
     texts = tmp_path / "t.jsonl"
     texts.write_text('{"text": "one\\ntwo lines"}\n{"text": "three"}\n', encoding="utf-8")
-    assert main(["extract", "--model", str(model_dir), "--hook", "resid_post.0", "--text-file", str(texts),
+    assert main(["extract", "--model", str(llama_dir), "--hook", "resid_post.0", "--text-file", str(texts),
                  "--out", str(tmp_path / "o"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["documents"] == 2
 
@@ -48,10 +40,10 @@ def test_extract_jsonl(model_dir, tmp_path, capsys):
     (b"\n  \n", "contains no text"),
     (b"caf\xe9 latin-1\n", "not valid UTF-8 .*line 1.*iconv"),
 ])
-def test_bad_text_files(model_dir, tmp_path, capsys, content, match):
+def test_bad_text_files(llama_dir, tmp_path, capsys, content, match):
     f = tmp_path / "bad.txt"
     f.write_bytes(content)
-    code = main(["extract", "--model", str(model_dir), "--hook", "resid_post.0", "--text-file", str(f),
+    code = main(["extract", "--model", str(llama_dir), "--hook", "resid_post.0", "--text-file", str(f),
                  "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
@@ -65,9 +57,9 @@ def test_bad_text_files(model_dir, tmp_path, capsys, content, match):
     (["--hook", "resid_post.99"], "Valid hook points"),
     (["--hook", "resid_post.1", "--text-file", "/nonexistent.txt"], "does not exist"),
 ])
-def test_bad_arguments_one_clear_line(model_dir, tmp_path, capsys, args, match):
+def test_bad_arguments_one_clear_line(llama_dir, tmp_path, capsys, args, match):
     if "--model" not in args:
-        args = ["--model", str(model_dir), *args]
+        args = ["--model", str(llama_dir), *args]
     code = main(["extract", *args, "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and match in err and "Traceback" not in err
@@ -85,12 +77,12 @@ def test_help_explains(capsys):
     assert "resume" in out and "--skip-first" in out
 
 
-def test_concept_find_json_and_save(model_dir, tmp_path, capsys):
+def test_concept_find_json_and_save(llama_dir, tmp_path, capsys):
     items = [{"positive": f"Person {i} said yes.", "negative": f"Person {i} said no."} for i in range(40)]
     f = tmp_path / "c.json"
     f.write_text(json.dumps({"name": "yn", "description": "yes/no", "train": items[:24], "test": items[24:34],
                              "ood": items[34:]}))
-    assert main(["concept", "find", "--model", str(model_dir), "--concept", str(f), "--method", "diff_of_means",
+    assert main(["concept", "find", "--model", str(llama_dir), "--concept", str(f), "--method", "diff_of_means",
                  "--out", str(tmp_path / "saved"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"auroc_test", "auroc_ood", "auroc_shuffled_labels", "layer", "method"} <= set(out)
@@ -98,7 +90,7 @@ def test_concept_find_json_and_save(model_dir, tmp_path, capsys):
     assert (tmp_path / "saved" / "concept.safetensors").is_file()
 
 
-def test_concept_find_bad_concept_name(model_dir, capsys):
-    code = main(["concept", "find", "--model", str(model_dir), "--concept", "sentimnet"])
+def test_concept_find_bad_concept_name(llama_dir, capsys):
+    code = main(["concept", "find", "--model", str(llama_dir), "--concept", "sentimnet"])
     err = capsys.readouterr().err
     assert code == 2 and "unknown concept 'sentimnet'" in err and "Traceback" not in err

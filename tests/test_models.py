@@ -8,22 +8,18 @@ from interlingua.models import BUNDLED, load_model
 from interlingua.models.registry import BundledModel
 
 
-def test_local_directory_loads_the_same_model(llama, tmp_path):
-    llama.model.save_pretrained(tmp_path)
-    llama.tokenizer.save_pretrained(tmp_path)
-    m = load_model(str(tmp_path))
+def test_local_directory_loads_the_same_model(llama, llama_dir):
+    m = load_model(str(llama_dir))
     enc = llama.tokenizer(["hello there"], return_tensors="pt")
     with torch.inference_mode():
         torch.testing.assert_close(m.model(**enc).logits, llama.model(**enc).logits)
     assert m.n_layers == 4 and m.d_model == 64 and m.hook("resid_post.3").layer == 3
 
 
-def test_bfloat16_load(llama, tmp_path):
-    llama.model.save_pretrained(tmp_path)
-    llama.tokenizer.save_pretrained(tmp_path)
-    assert load_model(str(tmp_path), dtype="bfloat16").dtype == torch.bfloat16
+def test_bfloat16_load(llama_dir):
+    assert load_model(str(llama_dir), dtype="bfloat16").dtype == torch.bfloat16
     with pytest.raises(InterlinguaError, match="unknown dtype"):
-        load_model(str(tmp_path), dtype="int3")
+        load_model(str(llama_dir), dtype="int3")
 
 
 def test_typo_suggests_bundled_name():

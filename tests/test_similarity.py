@@ -49,7 +49,6 @@ def test_ridge_r2_cv_recovers_and_floors():
     assert ridge_r2_cv(x, gaussian(600, 3, 12)) < 0.05
 
 
-
 def test_ridge_r2_cv_survives_rare_sparse_columns():
     """Sparse codes (SAE latents, toy features) have columns that fire once, weakly, in a training
     fold; a strong held-out firing must not be scaled into a wild prediction (was R² ≈ −860)."""
@@ -59,6 +58,7 @@ def test_ridge_r2_cv_survives_rare_sparse_columns():
     sparse = (torch.rand(n, 400, generator=g) < 0.002) * torch.rand(n, 400, generator=g)
     y = signal + 0.1 * torch.randn(n, 1, generator=g)
     assert ridge_r2_cv(torch.cat([signal, sparse], 1), y) > 0.8
+
 
 def test_permutation_test_separates_signal_from_null():
     x = gaussian(200, 10, 13)

@@ -13,20 +13,12 @@ from interlingua.steer.gguf import ControlVector
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, llama):
-    path = tmp_path_factory.mktemp("tiny-llama-steer")
-    llama.model.save_pretrained(path)
-    llama.tokenizer.save_pretrained(path)
-    return path
-
-
 FAST = ["--max-examples", "12", "--max-new-tokens", "3", "--prompt", "The", "--prompt", "She said"]
 
 
-def test_sweep_json_and_files(model_dir, tmp_path, capsys):
+def test_sweep_json_and_files(llama_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["steer", "--model", str(model_dir), "--concept", "sentiment", "--layers", "1,2", "--strengths",
+    assert main(["steer", "--model", str(llama_dir), "--concept", "sentiment", "--layers", "1,2", "--strengths",
                  "0.5,1", "--out", str(out), "--json", *FAST]) == 0
     res = json.loads(capsys.readouterr().out)
     conds = [r["condition"] for r in res["rows"]]
@@ -41,16 +33,16 @@ def test_sweep_json_and_files(model_dir, tmp_path, capsys):
     assert "unsteered" in (out / "steer.txt").read_text()
 
 
-def test_sweep_text_output(model_dir, capsys):
-    assert main(["steer", "--model", str(model_dir), "--concept", "sentiment", "--layers", "2", "--strengths", "1",
+def test_sweep_text_output(llama_dir, capsys):
+    assert main(["steer", "--model", str(llama_dir), "--concept", "sentiment", "--layers", "2", "--strengths", "1",
                  *FAST]) == 0
     text = capsys.readouterr().out
     assert "effect" in text and "random" in text and "prompt" in text and "best steering" in text
 
 
-def test_export_then_import_gguf(model_dir, tmp_path, capsys):
+def test_export_then_import_gguf(llama_dir, tmp_path, capsys):
     f = tmp_path / "v.gguf"
-    assert main(["steer", "--model", str(model_dir), "--concept", "sentiment", "--layers", "2", "--strengths", "0.5",
+    assert main(["steer", "--model", str(llama_dir), "--concept", "sentiment", "--layers", "2", "--strengths", "0.5",
                  "--export-gguf", str(f), "--json", *FAST]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["tensor"] == "direction.2" and info["hook"] == "resid_post.2"
@@ -59,7 +51,7 @@ def test_export_then_import_gguf(model_dir, tmp_path, capsys):
     # the JSON rounds typical_norm to 4 decimals (±5e-5), so the exported norm matches to ±2.5e-5
     assert float(cv.directions[2].norm()) == pytest.approx(0.5 * info["typical_norm"], abs=3e-5)
     assert cv.metadata["interlingua.concept"] == "sentiment"
-    assert main(["steer", "--model", str(model_dir), "--concept", "sentiment", "--import-gguf", str(f),
+    assert main(["steer", "--model", str(llama_dir), "--concept", "sentiment", "--import-gguf", str(f),
                  "--strengths", "1,2", "--json", *FAST]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["layers"] == [2]
@@ -79,9 +71,9 @@ def test_export_then_import_gguf(model_dir, tmp_path, capsys):
     ([], "--concept"),
     (["--concept", "sentiment", "--import-gguf", "missing.gguf"], "does not exist"),
 ])
-def test_bad_arguments_one_clear_line(model_dir, tmp_path, capsys, monkeypatch, args, match):
+def test_bad_arguments_one_clear_line(llama_dir, tmp_path, capsys, monkeypatch, args, match):
     monkeypatch.chdir(tmp_path)
-    assert main(["steer", "--model", str(model_dir), *args, *FAST]) == 2
+    assert main(["steer", "--model", str(llama_dir), *args, *FAST]) == 2
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]  # progress bars may come before it
     assert last.startswith("interlingua: error:") and match in last and "Traceback" not in err
@@ -96,14 +88,6 @@ def test_help_explains(capsys):
 
 
 @pytest.fixture(scope="module")
-def gemma_dir(tmp_path_factory, gemma):
-    path = tmp_path_factory.mktemp("tiny-gemma-steer")
-    gemma.model.save_pretrained(path)
-    gemma.tokenizer.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def yes_no_file(tmp_path_factory):
     """A concept the tiny random models can detect (the class word is lexical)."""
     names = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu"]
@@ -114,10 +98,10 @@ def yes_no_file(tmp_path_factory):
     return path
 
 
-def test_causal_check_from_source_model_then_from_the_saved_translation(model_dir, gemma_dir, yes_no_file,
+def test_causal_check_from_source_model_then_from_the_saved_translation(llama_dir, gemma_dir, yes_no_file,
                                                                        tmp_path, capsys):
     out = tmp_path / "causal"
-    args = ["steer", "--model", str(gemma_dir), "--source", str(model_dir), "--concept", str(yes_no_file),
+    args = ["steer", "--model", str(gemma_dir), "--source", str(llama_dir), "--concept", str(yes_no_file),
             "--strengths", "1,2", "--corpus-docs", "4", "--steered-docs", "4", "--out", str(out), "--json",
             *FAST[:4], "--max-examples", "30"]
     assert main(args) == 0
@@ -131,7 +115,7 @@ def test_causal_check_from_source_model_then_from_the_saved_translation(model_di
     saved = json.loads((out / "translation-yes_no" / "target" / "concept.json").read_text())
     assert saved["provenance"]["shared_text"]["extra_texts"] == 4  # the steered text from A joined the shared text
     # again from the saved translation: the same steering rows (the same directions and strengths)
-    assert main(["steer", "--model", str(gemma_dir), "--source", str(model_dir), "--translation",
+    assert main(["steer", "--model", str(gemma_dir), "--source", str(llama_dir), "--translation",
                  str(out / "translation-yes_no"), "--concept", str(yes_no_file), "--strengths", "1,2", "--json",
                  *FAST[:4], "--max-examples", "30"]) == 0
     again = json.loads(capsys.readouterr().out)["concepts"][0]
