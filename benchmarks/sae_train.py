@@ -189,28 +189,26 @@ def matmul_gflops(b: int, d: int, m: int, dtype: torch.dtype, device: str, repea
     """Best-of-``repeats`` GFLOP/s of ``[b, d] @ [d, m]`` (the encoder's shape)."""
     x = torch.randn(b, d, device=device).to(dtype)
     w = torch.randn(m, d, device=device).to(dtype)
-    best = math.inf
-    for _ in range(repeats + 1):
-        _sync(device)
-        t = time.perf_counter()
-        (x @ w.T)
-        _sync(device)
-        best = min(best, time.perf_counter() - t)
-    return 2 * b * d * m / best / 1e9
+    return 2 * b * d * m / _best_seconds(lambda: x @ w.T, device, repeats) / 1e9
 
 
 def copy_gbps(n_bytes: int, device: str, repeats: int = 5) -> float:
     """Best-of-``repeats`` memory bandwidth of copying ``n_bytes`` (bytes read + written per second)."""
     a = torch.empty(n_bytes // 4, device=device)
     b = torch.ones_like(a)
+    return 2 * n_bytes / _best_seconds(lambda: a.copy_(b), device, repeats) / 1e9
+
+
+def _best_seconds(fn, device: str, repeats: int) -> float:
+    """Fastest of ``repeats + 1`` timed calls of ``fn`` (the first one, usually slowest, rarely wins)."""
     best = math.inf
     for _ in range(repeats + 1):
         _sync(device)
         t = time.perf_counter()
-        a.copy_(b)
+        fn()
         _sync(device)
         best = min(best, time.perf_counter() - t)
-    return 2 * n_bytes / best / 1e9
+    return best
 
 
 def _sync(device: str) -> None:
