@@ -12,15 +12,15 @@ moments settle; averaging keeps the evaluated point stable while ``z`` moves fas
 activations it matched sparsify's schedule-free signSGD per vector where plain Adam did not (see
 ``benchmarks/sae_train.py``).
 
-The update is done row block by row block so that the half-dozen elementwise passes run in cache.
-A parameter group with ``unit_rows=True`` (the decoder) also gets, in the same pass over each
-block, its gradient's component along each row removed before the step and its rows renormalised
-to unit length after it — the unit-norm constraint without two more sweeps over memory.
+A parameter group with ``unit_rows=True`` (the decoder) also gets its gradient's component along
+each row removed before the step and its rows renormalised to unit length after it, in the same
+sweep over each row — the unit-norm constraint without two more passes over memory.
 
-Large tensors (a million elements and more) take the step as one ``torch.compile``-fused loop
-when compilation works here (one read of ``y, z, v, g`` and one write of ``y, z, v`` instead of a
-pass per operation: 5-10x faster on CPU); anything else, or ``INTERLINGUA_SAE_COMPILE=0``, runs the
-eager ops, which compute the same step.
+Large tensors (a million elements and more) take the step, projection and renormalisation
+included, as one ``torch.compile``-fused loop (:mod:`interlingua.sae.fused`: one read of
+``y, z, v, g`` and one write of ``y, z, v`` instead of a pass per operation); anything else runs
+the eager ops on row blocks that stay in cache, which compute the same step. The fused step returns new tensors, which replace the
+parameter's data and the state.
 
 Measured and rejected: updating only the rows a batch used (a third of a 16k dictionary), with
 idle rows brought up to date lazily in closed form. Gathering and scattering the used rows moved
@@ -30,29 +30,30 @@ as many bytes as the dense pass saves, and the step got slower on CPU.
 from __future__ import annotations
 
 import math
-import os
-import warnings
 
 import torch
 from torch import Tensor
 
+from interlingua.sae.fused import Fused
+
 _BLOCK_ELEMENTS = 1 << 18  # 1 MiB of float32 per tensor per block
-COMPILE_MIN_ELEMENTS = 1 << 20  # below this, compiling costs more than it saves
-_compiled = {"fn": None, "project": None, "failed": os.environ.get("INTERLINGUA_SAE_COMPILE", "1") == "0"}
 
 
-def _project_rows(g: Tensor, y: Tensor) -> Tensor:
-    """``g_i − (g_i·y_i) y_i`` for each row (for ``torch.compile``: one pass where eager ops take three).
+def _row_dots(g: Tensor, y: Tensor) -> Tensor:
+    """``g_i · y_i`` for each row, as a column ``[rows, 1]``."""
+    return (g * y).sum(1, keepdim=True)
 
-    It returns a new tensor: inductor (torch 2.13) fails on a kernel that writes an input that a
-    row reduction in the same kernel reads.
+
+def _sf_math(y: Tensor, g: Tensor, z: Tensor, v: Tensor, dots: Tensor | None, c: Tensor, alpha: Tensor,
+             gamma: Tensor, eps_b: Tensor, beta2: float) -> Tensor | None:
+    """The step as one expression, in place (for ``torch.compile``): same formulas as :func:`_eager_update`.
+
+    With ``dots`` (the rows' ``g_i · y_i``) the gradient is first projected and the squared row norms
+    of the new ``y`` are returned, for the caller to renormalise (dividing here, in the kernel that
+    writes ``y``, is what inductor fails on).
     """
-    return g - (g * y).sum(1, keepdim=True) * y
-
-
-def _sf_math(y: Tensor, g: Tensor, z: Tensor, v: Tensor, c: Tensor, alpha: Tensor, gamma: Tensor, eps_b: Tensor,
-             beta2: float) -> None:
-    """The step as one expression (for ``torch.compile``): same formulas as :func:`_update`."""
+    if dots is not None:
+        g = g - dots * y
     v_new = beta2 * v + (1 - beta2) * g * g
     step = g / (v_new.sqrt() + eps_b)
     y_new = torch.lerp(y, z, c) + alpha * step
@@ -60,30 +61,7 @@ def _sf_math(y: Tensor, g: Tensor, z: Tensor, v: Tensor, c: Tensor, alpha: Tenso
     v.copy_(v_new)
     y.copy_(y_new)
     z.copy_(z_new)
-
-
-def _fused_update(y: Tensor, g: Tensor, z: Tensor, v: Tensor, *, lr: float, c: float, beta1: float, beta2: float,
-                  eps: float, bias2: float, unit_rows: bool) -> bool:
-    """Run the compiled step (the projection of ``g`` included when ``unit_rows``) if possible;
-    ``False`` means the caller must run the eager one."""
-    if _compiled["failed"] or y.numel() < COMPILE_MIN_ELEMENTS or y.device.type not in ("cpu", "cuda"):
-        return False
-    try:
-        if _compiled["fn"] is None:
-            _compiled["fn"] = torch.compile(_sf_math, dynamic=False, fullgraph=True)
-            _compiled["project"] = torch.compile(_project_rows, dynamic=False, fullgraph=True)
-        g = g.contiguous()
-        if unit_rows:
-            g = _compiled["project"](g, y)
-        scalars = torch.tensor([c, lr * bias2 * (beta1 * (1 - c) - 1), -lr * bias2, bias2 * eps],
-                               dtype=y.dtype, device=y.device)
-        _compiled["fn"](y, g, z, v, *scalars.unbind(), beta2)
-        return True
-    except Exception as exc:  # no compiler, unsupported backend, …: the eager step is equivalent
-        _compiled["failed"] = True
-        warnings.warn(f"torch.compile of the SAE optimizer step failed ({type(exc).__name__}); using eager ops, "
-                      "which are slower but compute the same update.", stacklevel=3)
-        return False
+    return None if dots is None else (y_new * y_new).sum(1, keepdim=True)
 
 
 class ScheduleFreeAdam(torch.optim.Optimizer):
@@ -127,32 +105,43 @@ class ScheduleFreeAdam(torch.optim.Optimizer):
 
 def _update(y: Tensor, g: Tensor, z: Tensor, v: Tensor, *, lr: float, c: float, beta1: float, beta2: float,
             eps: float, bias2: float, unit_rows: bool = False) -> None:
-    """One step on blocks of rows: ``v ← β₂v + (1−β₂)g²``, ``ĝ = g / (√(v / (1−β₂ᵏ)) + ε)``,
+    """One step, in place: ``v ← β₂v + (1−β₂)g²``, ``ĝ = g / (√(v / (1−β₂ᵏ)) + ε)``,
     ``y ← lerp(y, z, c) + γ(β₁(1−c) − 1) ĝ``, ``z ← z − γ ĝ`` (which keeps ``y = (1−β₁)z + β₁x``).
 
     With ``b = √(1−β₂ᵏ)``: ``ĝ = b·g / (√v + b·ε)``, so ``b`` folds into the step sizes. With
     ``unit_rows``: first ``g_i ← g_i − (g_i·y_i) y_i``, last ``y_i ← y_i / ‖y_i‖``.
     """
-    if _fused_update(y, g, z, v, lr=lr, c=c, beta1=beta1, beta2=beta2, eps=eps, bias2=bias2, unit_rows=unit_rows):
-        if unit_rows:
-            y.div_(y.norm(dim=1, keepdim=True).clamp_min(torch.finfo(y.dtype).eps))
-        return
     g = g.contiguous()
+    work, device = y.numel(), y.device
+    dots = _fused_dots(g, y, work=work, device=device) if unit_rows else None
+    scalars = torch.tensor([c, lr * bias2 * (beta1 * (1 - c) - 1), -lr * bias2, bias2 * eps], dtype=y.dtype,
+                           device=device)
+    sq_norms = _fused_step(y, g, z, v, dots, *scalars.unbind(), beta2, work=work, device=device)
     if unit_rows:
-        g.addcmul_(torch.linalg.vecdot(g, y)[:, None], y, value=-1.0)
-    if y.ndim != 2:
-        y, g, z, v = (t.view(-1, 1) for t in (y, g, z, v))
-    rows, width = y.shape
+        y.mul_(sq_norms.clamp_min(torch.finfo(y.dtype).tiny).rsqrt())
+
+
+def _eager_step(y: Tensor, g: Tensor, z: Tensor, v: Tensor, dots: Tensor | None, c: Tensor, alpha: Tensor,
+                gamma: Tensor, eps_b: Tensor, beta2: float) -> Tensor | None:
+    """:func:`_sf_math` with eager ops on blocks of rows that stay in cache."""
+    c, alpha, gamma, eps_b = (float(s) for s in (c, alpha, gamma, eps_b))
+    if dots is not None:
+        g.addcmul_(dots, y, value=-1.0)
+    y2, g2, z2, v2 = (t.view(-1, 1) if t.ndim != 2 else t for t in (y, g, z, v))
+    rows, width = y2.shape
     # One thread: blocks that stay in cache. Several threads: whole tensors, because each op is a
     # parallel region whose start costs a scheduler tick when the cores are shared (measured: the
     # blocked loop ran 30x slower on 2 contended threads).
     step_rows = max(1, _BLOCK_ELEMENTS // max(width, 1)) if torch.get_num_threads() == 1 else rows
     for s in range(0, rows, step_rows):
         e = min(s + step_rows, rows)
-        yb, gb, zb, vb = y[s:e], g[s:e], z[s:e], v[s:e]
+        yb, gb, zb, vb = y2[s:e], g2[s:e], z2[s:e], v2[s:e]
         vb.mul_(beta2).addcmul_(gb, gb, value=1 - beta2)
-        denom = vb.sqrt().add_(bias2 * eps)
-        yb.lerp_(zb, c).addcdiv_(gb, denom, value=lr * bias2 * (beta1 * (1 - c) - 1))
-        zb.addcdiv_(gb, denom, value=-lr * bias2)
-        if unit_rows:
-            yb.div_(yb.norm(dim=1, keepdim=True).clamp_min(torch.finfo(yb.dtype).eps))
+        denom = vb.sqrt().add_(eps_b)
+        yb.lerp_(zb, c).addcdiv_(gb, denom, value=alpha)
+        zb.addcdiv_(gb, denom, value=gamma)
+    return None if dots is None else _row_dots(y, y)
+
+
+_fused_dots = Fused(_row_dots)
+_fused_step = Fused(_sf_math, eager=_eager_step)
