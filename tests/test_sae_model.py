@@ -261,7 +261,10 @@ def test_jumprelu_threshold_learns_sparsity_under_adam(optimizer):
     assert theta[0.02] > 2 * theta[0.0005] and theta[0.02] > 0.1, theta  # moved up from its initial 0.1
 
 
-def test_gather_dot_and_scatter_rows_match_dense_formulas():
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's compile internals
+def test_gather_dot_and_scatter_rows_match_dense_formulas(monkeypatch):
+    from interlingua.sae import fused
+
     g = torch.Generator().manual_seed(11)
     table = torch.randn(30, 7, generator=g, dtype=torch.float64)
     rows = torch.randn(9, 7, generator=g, dtype=torch.float64)
@@ -269,9 +272,15 @@ def test_gather_dot_and_scatter_rows_match_dense_formulas():
     idx[0] = 0  # a row of repeats (padding)
     idx[1, :3] = idx[1, 3]  # repeats mixed with other columns
     weights = torch.randn(9, 6, generator=g, dtype=torch.float64)
-    dots = kernels.gather_dot(idx, table, rows)
-    assert torch.allclose(dots, torch.einsum("bkd,bd->bk", table[idx], rows), atol=1e-12)
+    dots = torch.einsum("bkd,bd->bk", table[idx], rows)
+    assert torch.allclose(kernels._gather_dot_sampled(idx, table, rows), dots, atol=1e-12)
     assert torch.allclose(kernels._gather_dot_dense(idx, table, rows), dots, atol=1e-12)
+    monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)  # the compiled formula, at two code widths
+    for width in (6, 4):
+        got = kernels.gather_dot(idx[:, :width], table, rows)
+        if not fused.compiling():
+            pytest.skip("torch.compile is not available here (the sampled matmul is used instead)")
+        assert torch.allclose(got, dots[:, :width], atol=1e-12)
     dense = torch.zeros(30, 7, dtype=torch.float64).index_add_(
         0, idx.flatten(), (weights[:, :, None] * rows[:, None, :]).reshape(-1, 7))
     assert torch.allclose(kernels.scatter_rows(idx, weights, rows, 30), dense, atol=1e-12)

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from interlingua.sae.fused import Fused
+
 DENSE_FRACTION = 1 / 16  # above K / d_sae of this, dense math is faster than gathers on CPU and GPU
 _CHUNK_ELEMENTS = 1 << 24  # bound on B·K·d temporaries in a backward pass (64 MiB in float32)
 
@@ -121,12 +123,28 @@ def scatter_rows(indices: Tensor, weights: Tensor, rows: Tensor, n_out: int) -> 
                            per_sample_weights=weights.flatten()[order].to(rows.dtype))
 
 
-def gather_dot(indices: Tensor, table: Tensor, rows: Tensor) -> Tensor:
-    """``out[b, k] = table[indices[b, k]] · rows[b]`` (``[B, K]``), without a ``[B, K, d]`` gather.
+def _gather_dot_math(indices: Tensor, table: Tensor, rows: Tensor) -> Tensor:
+    """The formula (for ``torch.compile``, which fuses the gather, product and sum into one loop)."""
+    return (table[indices] * rows[:, None, :]).sum(-1)
 
-    A sampled dense-dense matmul: ``rows @ tableᵀ`` evaluated only at the code's sparsity pattern,
-    given to ``torch.sparse.sampled_addmm`` as a CSR matrix. CSR wants sorted, distinct columns per
-    row, so each row is sorted and repeated columns (padding) are computed once and copied.
+
+def gather_dot(indices: Tensor, table: Tensor, rows: Tensor) -> Tensor:
+    """``out[b, k] = table[indices[b, k]] · rows[b]`` (``[B, K]``), without a ``[B, K, d]`` temporary.
+
+    Large calls run the formula compiled (one fused loop over the ``B·K`` slots, reading each
+    table row where it is used); otherwise a sampled dense-dense matmul (:func:`_gather_dot_sampled`).
+    """
+    rows = rows.to(table.dtype)
+    for t in (indices, rows):  # batch and code width change between calls: compile once for all
+        torch._dynamo.maybe_mark_dynamic(t, 0)
+    torch._dynamo.maybe_mark_dynamic(indices, 1)
+    return _fused_gather_dot(indices, table, rows, work=indices.numel() * table.shape[1], device=table.device)
+
+
+def _gather_dot_sampled(indices: Tensor, table: Tensor, rows: Tensor) -> Tensor:
+    """:func:`gather_dot` as ``rows @ tableᵀ`` evaluated only at the code's sparsity pattern, given to
+    ``torch.sparse.sampled_addmm`` as a CSR matrix. CSR wants sorted, distinct columns per row, so
+    each row is sorted and repeated columns (padding) are computed once and copied.
     """
     b, k = indices.shape
     if table.dtype not in (torch.float32, torch.float64):
@@ -141,7 +159,7 @@ def gather_dot(indices: Tensor, table: Tensor, rows: Tensor) -> Tensor:
         pattern = torch.sparse_csr_tensor(crow, cols[first], torch.zeros(int(crow[-1]), dtype=table.dtype,
                                           device=indices.device), (b, table.shape[0]), check_invariants=False)
     try:
-        dots = torch.sparse.sampled_addmm(pattern, rows.to(table.dtype), table.T, beta=0.0).values()
+        dots = torch.sparse.sampled_addmm(pattern, rows, table.T, beta=0.0).values()
     except (RuntimeError, NotImplementedError):  # pragma: no cover - backends without SDDMM
         return _gather_dot_dense(indices, table, rows)
     sorted_out = torch.zeros(b, k, dtype=table.dtype, device=table.device)
@@ -157,8 +175,11 @@ def _gather_dot_dense(indices: Tensor, table: Tensor, rows: Tensor) -> Tensor:
     b, k = indices.shape
     out = torch.empty(b, k, dtype=table.dtype, device=table.device)
     for sl in _chunks(b, k * table.shape[1]):
-        out[sl] = torch.bmm(table[indices[sl]], rows[sl, :, None].to(table.dtype)).squeeze(2)
+        out[sl] = torch.bmm(table[indices[sl]], rows[sl, :, None]).squeeze(2)
     return out
+
+
+_fused_gather_dot = Fused(_gather_dot_math, eager=_gather_dot_sampled)
 
 
 class _EncodeAt(torch.autograd.Function):
