@@ -21,6 +21,7 @@ dense path with identical results, because there the sparse kernels lose.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Iterator
 
@@ -70,9 +71,41 @@ def pad_rows(mask: Tensor, min_width: int = 1) -> tuple[Tensor, Tensor]:
     return indices, valid
 
 
+def topk_indices(pre: Tensor, k: int) -> Tensor:
+    """Column indices of the ``k`` largest entries of each row of ``pre`` [B, n] (unordered).
+
+    The same set as ``torch.topk`` (up to ties). On CPU, ``torch.topk`` switches to
+    ``nth_element`` (~5 ns per entry, against ~1 ns for its heap) when rows are shorter than ``64 k``,
+    as AuxK's ``k = d/2`` over the dead latents is; such rows take two stages. The columns are dealt
+    into strided groups of ``G``; the ``k`` groups with the largest maxima hold every one of the
+    row's ``k`` largest entries (an entry outside them has ``k`` larger group maxima above it), and
+    the ``k``-th largest of those maxima is a threshold that at least ``k`` entries reach. So only
+    the ``k·G`` entries of those groups (and the ``< G`` columns left over) are compared with the
+    threshold, and the final selection runs on the few (about ``k``) that pass. ``G = √(5n / 3k)``
+    balances the two small selections. 3x faster than ``torch.topk`` for ``k = 288`` of ~10k.
+    """
+    b, n = pre.shape
+    size = round(math.sqrt(5 * n / (3 * k))) if k > 0 else 0
+    if pre.device.type != "cpu" or n >= 64 * k or size < 4 or n < 16 * k or not pre.is_floating_point():
+        return torch.topk(pre, k, dim=1, sorted=False).indices
+    groups = n // size
+    whole = size * groups
+    pre = pre if pre.stride(1) == 1 else pre.contiguous()
+    members = pre.as_strided((b, size, groups), (pre.stride(0), groups, 1))  # column c: group c % groups
+    top = torch.topk(members.amax(1), k, dim=1, sorted=False)
+    threshold = top.values.amin(1, keepdim=True)
+    candidates = torch.cat([members.gather(2, top.indices[:, None, :].expand(b, size, k)).view(b, size * k),
+                            pre[:, whole:]], 1)
+    slots, valid = pad_rows(candidates >= threshold, k)
+    scores = candidates.gather(1, slots).masked_fill_(~valid, float("-inf"))
+    flat = slots.gather(1, torch.topk(scores, k, dim=1, sorted=False).indices)  # member · k + slot, or a leftover
+    grouped = torch.div(flat, k, rounding_mode="floor") * groups + top.indices.gather(1, flat % k)
+    return torch.where(flat < size * k, grouped, flat - size * k + whole)
+
+
 def select_topk(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """TopK: the ``k`` largest pre-activations of each row (all valid)."""
-    indices = torch.topk(pre, k, dim=1, sorted=False).indices
+    indices = topk_indices(pre, k)
     return indices, torch.ones_like(indices, dtype=torch.bool)
 
 

@@ -239,7 +239,7 @@ class SparseAutoencoder(nn.Module):
             # the live ones out of the full matrix when 1% are dead, 1.3x when half are).
             dead_cols = dead_mask.nonzero()[:, 0]
             with kernels.threads(self.dense_threads):
-                aux_idx = dead_cols[torch.topk(pre[:, dead_cols], min(aux_k, n_dead), dim=1, sorted=False).indices]
+                aux_idx = dead_cols[kernels.topk_indices(pre[:, dead_cols], min(aux_k, n_dead))]
             indices_all = torch.cat([indices, aux_idx], 1)
         else:
             indices_all = indices
