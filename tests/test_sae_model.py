@@ -109,6 +109,25 @@ def test_sparse_gradients_equal_dense(arch, chunked, monkeypatch):
         assert sparse["threshold"].abs().sum() > 0
 
 
+def test_encode_at_gradients_match_the_dense_formula():
+    """The centre's gradient comes from the per-latent sums (−Σ_j ∂b_j W_j), the input's from a gather."""
+    g = torch.Generator().manual_seed(8)
+    x, centre = torch.randn(9, 7, generator=g, dtype=torch.float64), torch.randn(7, generator=g, dtype=torch.float64)
+    weight, bias = torch.randn(50, 7, generator=g, dtype=torch.float64), torch.randn(50, generator=g, dtype=torch.float64)
+    idx = torch.randint(0, 50, (9, 3), generator=g)
+    idx[0, 1] = idx[0, 0]  # a latent used twice in one row
+    upstream = torch.randn(9, 3, generator=g, dtype=torch.float64)
+    grads = []
+    for sparse in (True, False):
+        leaves = [t.clone().requires_grad_() for t in (x, centre, weight, bias)]
+        xs, cs, ws, bs = leaves
+        out = kernels.encode_at(xs, ws, bs, idx, centre=cs) if sparse else ((xs - cs) @ ws.T + bs).gather(1, idx)
+        (out * upstream).sum().backward()
+        grads.append([t.grad for t in leaves])
+    for name, a, b in zip(("x", "centre", "weight", "bias"), *grads):
+        assert torch.allclose(a, b, atol=1e-12), name
+
+
 def test_dense_fallback_matches_sparse_path(monkeypatch):
     sae = _sae("relu")
     x = torch.randn(30, 12, generator=torch.Generator().manual_seed(4), dtype=torch.float64)

@@ -4,12 +4,13 @@ A code is a pair ``(values, indices)`` of shape ``[B, K]``: row ``b`` uses laten
 ``indices[b, :]`` with coefficients ``values[b, :]`` (padding slots carry value 0). Nothing here
 ever builds a dense ``[B, d_sae]`` gradient:
 
-* :func:`encode_at` returns the pre-activations at the selected latents. Its forward is given the
-  gathered values (the dense pre-activation matmul runs once, outside autograd, because the
-  selection needs it); its backward touches only the selected encoder rows:
-  ``∂x_b = Σ_k g_bk W[i_bk]`` and ``∂W[j] = Σ_{(b,k): i_bk = j} g_bk x_b`` (both
-  ``embedding_bag``; the second over the code transposed, see :func:`scatter_rows`),
-  ``∂b[j] = Σ g_bk`` (``index_add``).
+* :func:`encode_at` returns the pre-activations ``(x_b − c)·W[i] + b[i]`` at the selected latents.
+  Its forward is given the gathered values (the dense pre-activation matmul runs once, outside
+  autograd, because the selection needs it); its backward touches only the selected encoder rows:
+  ``∂W[j] = Σ_{(b,k): i_bk = j} g_bk (x_b − c)`` (``embedding_bag`` over the code transposed, see
+  :func:`scatter_rows`), ``∂b[j] = Σ_{(b,k): i_bk = j} g_bk`` (``index_add``), and for the centre
+  ``∂c = −Σ_j ∂b[j] W[j]``: one pass over ``W`` instead of gathering ``W[i_bk]`` for every slot
+  (the per-row ``∂x_b = Σ_k g_bk W[i_bk]``, an ``embedding_bag``, only when ``x`` needs a gradient).
 * :func:`sparse_decode` computes ``x̂_b = Σ_k v_bk W_dec[i_bk]`` with ``embedding_bag``; its
   backward is ``∂v_bk = W_dec[i_bk]·g_b`` (a sampled matmul: only the ``B·K`` needed dot products)
   and ``∂W_dec[j] = Σ_{(b,k): i_bk = j} v_bk g_b`` (:func:`scatter_rows`).
@@ -217,40 +218,50 @@ _fused_gather_dot = Fused(_gather_dot_math, eager=_gather_dot_sampled)
 
 class _EncodeAt(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, indices: Tensor, gathered: Tensor) -> Tensor:
-        ctx.save_for_backward(x, weight, indices)
+    def forward(ctx, x: Tensor, centre: Tensor | None, weight: Tensor, bias: Tensor, indices: Tensor,
+                gathered: Tensor) -> Tensor:
+        ctx.save_for_backward(x, centre, weight, indices)
         ctx.bias_meta = (bias.shape, bias.dtype)
         return gathered.clone()
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        x, weight, indices = ctx.saved_tensors
-        grad_x = grad_w = grad_b = None
+        x, centre, weight, indices = ctx.saved_tensors
+        grad_x = grad_c = grad_w = grad_b = None
         g = grad.to(weight.dtype)
         if ctx.needs_input_grad[0]:
             grad_x = F.embedding_bag(indices, weight, per_sample_weights=g, mode="sum").to(x.dtype)
-        if ctx.needs_input_grad[1]:
-            grad_w = scatter_rows(indices, g, x.to(weight.dtype), weight.shape[0])
         if ctx.needs_input_grad[2]:
+            xc = x.to(weight.dtype) if centre is None else x.to(weight.dtype) - centre.to(weight.dtype)
+            grad_w = scatter_rows(indices, g, xc, weight.shape[0])
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[3]:
             shape, dtype = ctx.bias_meta
-            grad_b = torch.zeros(shape, dtype=dtype, device=g.device).index_add_(0, indices.flatten(),
-                                                                                  g.flatten().to(dtype))
-        return grad_x, grad_w, grad_b, None, None
+            per_latent = torch.zeros(weight.shape[0], dtype=weight.dtype, device=g.device).index_add_(
+                0, indices.flatten(), g.flatten())
+            if ctx.needs_input_grad[3]:
+                grad_b = per_latent.to(dtype).view(shape)
+            if ctx.needs_input_grad[1]:
+                grad_c = (-(per_latent @ weight)).to(centre.dtype)
+        return grad_x, grad_c, grad_w, grad_b, None, None
 
 
-def encode_at(x: Tensor, weight: Tensor, bias: Tensor, indices: Tensor, gathered: Tensor | None = None) -> Tensor:
-    """Pre-activations ``x · weight[i]ᵀ + bias[i]`` at ``indices`` [B, K], with sparse gradients.
+def encode_at(x: Tensor, weight: Tensor, bias: Tensor, indices: Tensor, gathered: Tensor | None = None,
+              centre: Tensor | None = None) -> Tensor:
+    """Pre-activations ``(x − centre) · weight[i]ᵀ + bias[i]`` at ``indices`` [B, K], with sparse gradients.
 
-    ``weight`` is ``[d_sae, d_in]`` (one row per latent). ``gathered`` is the forward value when
-    the caller already has it from the dense matmul (the usual case); otherwise it is computed here.
+    ``weight`` is ``[d_sae, d_in]`` (one row per latent); ``centre`` [d_in] (optional) is subtracted
+    from every row of ``x`` (an SAE's decoder bias). ``gathered`` is the forward value when the
+    caller already has it from the dense matmul (the usual case); otherwise it is computed here.
     """
-    if gathered is None:
-        with torch.no_grad():
-            gathered = torch.einsum("bkd,bd->bk", weight[indices], x.to(weight.dtype)) + bias[indices]
     if indices.shape[1] > DENSE_FRACTION * weight.shape[0]:
         # Dense path: same values, dense gradients (cheaper for dense codes).
-        return (x.to(weight.dtype) @ weight.T + bias).gather(1, indices)
-    return _EncodeAt.apply(x, weight, bias, indices, gathered)
+        xc = x.to(weight.dtype) if centre is None else x.to(weight.dtype) - centre
+        return (xc @ weight.T + bias).gather(1, indices)
+    if gathered is None:
+        with torch.no_grad():
+            xc = x.to(weight.dtype) if centre is None else x.to(weight.dtype) - centre
+            gathered = torch.einsum("bkd,bd->bk", weight[indices], xc) + bias[indices]
+    return _EncodeAt.apply(x, centre, weight, bias, indices, gathered)
 
 
 # --------------------------------------------------------------------------------------------

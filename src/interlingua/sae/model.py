@@ -138,6 +138,10 @@ class SparseAutoencoder(nn.Module):
 
     # ---- encoding ----------------------------------------------------------------------------
 
+    def _centre(self) -> Tensor | None:
+        """What the encoder subtracts from its input (``b_dec``, or nothing)."""
+        return self.b_dec if self.cfg.apply_b_dec_to_input else None
+
     def _centred(self, x: Tensor) -> Tensor:
         x = x.to(self.W_dec.dtype)
         return x - self.b_dec if self.cfg.apply_b_dec_to_input else x
@@ -195,7 +199,7 @@ class SparseAutoencoder(nn.Module):
         pre = self.pre_activations(x, compute_dtype)
         indices, valid = self._select(pre, training=False)
         gathered = pre.gather(1, indices).to(self.encoder.dtype)
-        pre_sel = kernels.encode_at(self._centred(x), self.encoder, self.b_enc, indices, gathered)
+        pre_sel = kernels.encode_at(x, self.encoder, self.b_enc, indices, gathered, centre=self._centre())
         return SparseCode(self._activate(pre_sel, indices, valid, training=False), indices)
 
     def decode(self, code: SparseCode) -> Tensor:
@@ -227,7 +231,6 @@ class SparseAutoencoder(nn.Module):
         multiplies it by its coefficient (it is returned separately, not added here).
         """
         x = x.to(self.W_dec.dtype)
-        xc = self._centred(x)
         pre = self.pre_activations(x, compute_dtype)
         indices, valid = self._select(pre, training=True)
         width = indices.shape[1]
@@ -244,7 +247,7 @@ class SparseAutoencoder(nn.Module):
         else:
             indices_all = indices
         gathered = pre.gather(1, indices_all).to(self.encoder.dtype)
-        pre_sel = kernels.encode_at(xc, self.encoder, self.b_enc, indices_all, gathered)
+        pre_sel = kernels.encode_at(x, self.encoder, self.b_enc, indices_all, gathered, centre=self._centre())
         values = self._activate(pre_sel[:, :width], indices, valid, training=True)
         x_hat = kernels.sparse_decode(values, indices, self.W_dec) + self.b_dec
         err = x - x_hat
