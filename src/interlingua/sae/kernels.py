@@ -21,10 +21,8 @@ dense path with identical results, because there the sparse kernels lose.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -34,20 +32,6 @@ from interlingua.sae.fused import Fused
 
 DENSE_FRACTION = 1 / 16  # above K / d_sae of this, dense math is faster than gathers on CPU and GPU
 _CHUNK_ELEMENTS = 1 << 24  # bound on B·K·d temporaries in a backward pass (64 MiB in float32)
-
-
-@contextlib.contextmanager
-def threads(n: int | None) -> Iterator[None]:
-    """Run the body with ``n`` torch intra-op threads (``None``: leave the setting alone)."""
-    if n is None or n == torch.get_num_threads():
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # --------------------------------------------------------------------------------------------

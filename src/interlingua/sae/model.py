@@ -107,9 +107,6 @@ class SparseAutoencoder(nn.Module):
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in, dtype=dtype, device=device))
         theta = torch.full((cfg.d_sae,), threshold_init if cfg.architecture == "jumprelu" else 0.0,
                            dtype=dtype, device=device)
-        # Threads for the dense encoder matmul and the selection over it (None: the ambient setting);
-        # a trainer runs the small sparse operations on one thread and sets this for the big ones.
-        self.dense_threads: int | None = None
         if cfg.architecture == "jumprelu":
             # A raw, directly learned threshold: a log-parameterised one barely moves under Adam.
             self.threshold = nn.Parameter(theta)
@@ -155,24 +152,19 @@ class SparseAutoencoder(nn.Module):
         """
         xc = self._centred(x)
         dt = compute_dtype or self.encoder.dtype
-        with kernels.threads(self.dense_threads):
-            if dt == self.encoder.dtype:
-                return torch.addmm(self.b_enc, xc, self.encoder.T)
-            # The encoder is copied into ``dt`` anyway; copying the bias in as one more column makes
-            # the bias add part of the matmul ([x, 1] · [W, b]ᵀ), which saves addmm's separate pass.
-            d = self.d_in
-            w = torch.empty(self.d_sae, d + 1, dtype=dt, device=xc.device)
-            w[:, :d] = self.encoder
-            w[:, d] = self.b_enc
-            xa = torch.ones(xc.shape[0], d + 1, dtype=dt, device=xc.device)
-            xa[:, :d] = xc
-            return xa @ w.T
+        if dt == self.encoder.dtype:
+            return torch.addmm(self.b_enc, xc, self.encoder.T)
+        # The encoder is copied into ``dt`` anyway; copying the bias in as one more column makes
+        # the bias add part of the matmul ([x, 1] · [W, b]ᵀ), which saves addmm's separate pass.
+        d = self.d_in
+        w = torch.empty(self.d_sae, d + 1, dtype=dt, device=xc.device)
+        w[:, :d] = self.encoder
+        w[:, d] = self.b_enc
+        xa = torch.ones(xc.shape[0], d + 1, dtype=dt, device=xc.device)
+        xa[:, :d] = xc
+        return xa @ w.T
 
     def _select(self, pre: Tensor, training: bool) -> tuple[Tensor, Tensor]:
-        with kernels.threads(self.dense_threads):
-            return self._select_rule(pre, training)
-
-    def _select_rule(self, pre: Tensor, training: bool) -> tuple[Tensor, Tensor]:
         arch = self.cfg.architecture
         if arch == "topk":
             return kernels.select_topk(pre, self.cfg.k)
@@ -241,8 +233,7 @@ class SparseAutoencoder(nn.Module):
             # The top dead latents, searched among the dead columns only (exact; 8x faster than masking
             # the live ones out of the full matrix when 1% are dead, 1.3x when half are).
             dead_cols = dead_mask.nonzero()[:, 0]
-            with kernels.threads(self.dense_threads):
-                aux_idx = dead_cols[kernels.topk_indices(pre[:, dead_cols], min(aux_k, n_dead))]
+            aux_idx = dead_cols[kernels.topk_indices(pre[:, dead_cols], min(aux_k, n_dead))]
             indices_all = torch.cat([indices, aux_idx], 1)
         else:
             indices_all = indices

@@ -26,7 +26,6 @@ from tqdm.auto import tqdm
 
 from interlingua import _io
 from interlingua.errors import InterlinguaError
-from interlingua.sae import kernels
 from interlingua.sae.data import Batches, BatchState, Source
 from interlingua.sae.model import ARCHITECTURES, SAEConfig, SparseAutoencoder
 from interlingua.sae.optim import ScheduleFreeAdam
@@ -218,17 +217,12 @@ class Trainer:
 
     def __init__(self, source: Source, cfg: TrainConfig, out: str | Path | None = None, *,
                  overwrite: bool = False, device: str | torch.device = "cpu",
-                 provenance: dict | None = None, sparse_threads: int | None = 1):
+                 provenance: dict | None = None):
         self.source = source
         self.cfg = cfg
         self.out = Path(out) if out is not None else None
         self.device = torch.device(device)
         self.compute_dtype = resolve_compute_dtype(cfg.compute_dtype, self.device)
-        # CPU threads: the encoder matmul, the selection and the optimizer use torch's setting; the many
-        # small sparse operations run on ``sparse_threads`` (default 1). Each parallel region costs a
-        # thread wake-up, and on a shared machine a scheduler tick: 2 threads made them 20x slower here.
-        self.dense_threads = torch.get_num_threads()
-        self.sparse_threads = sparse_threads if self.device.type == "cpu" else None
         if self.device.type == "cpu":
             keep_freed_memory()
         self.provenance = provenance or {}
@@ -278,15 +272,13 @@ class Trainer:
         aux = cfg.architecture in ("topk", "batchtopk") and cfg.aux_coefficient > 0
         dead = st.since_fired >= cfg.dead_after if aux else None
         ramp = min(1.0, (self.step + 1) / max(1.0, cfg.sparsity_warmup * cfg.steps))
-        sae.dense_threads = self.dense_threads if self.sparse_threads is not None else None
-        with kernels.threads(self.sparse_threads):
-            out = sae.losses(x, sparsity_coefficient=cfg.coefficient() * ramp, dead_mask=dead,
-                             aux_k=cfg.aux_k or max(1, sae.d_in // 2), compute_dtype=self.compute_dtype)
-            loss = out.loss + cfg.aux_coefficient * out.auxk if aux else out.loss
-            if not torch.isfinite(loss):
-                raise InterlinguaError(f"the training loss at {hook} became {float(loss)} at step {self.step}; "
-                                       f"lower the learning rate (now {cfg.learning_rate(sae.d_sae):.2e}, --lr).")
-            loss.backward()
+        out = sae.losses(x, sparsity_coefficient=cfg.coefficient() * ramp, dead_mask=dead,
+                         aux_k=cfg.aux_k or max(1, sae.d_in // 2), compute_dtype=self.compute_dtype)
+        loss = out.loss + cfg.aux_coefficient * out.auxk if aux else out.loss
+        if not torch.isfinite(loss):
+            raise InterlinguaError(f"the training loss at {hook} became {float(loss)} at step {self.step}; "
+                                   f"lower the learning rate (now {cfg.learning_rate(sae.d_sae):.2e}, --lr).")
+        loss.backward()
         fused_constraint = isinstance(st.optimizer, ScheduleFreeAdam)
         if not fused_constraint:
             sae.remove_parallel_grad_()
