@@ -280,11 +280,11 @@ def test_jumprelu_threshold_learns_sparsity_under_adam(optimizer):
     assert theta[0.02] > 2 * theta[0.0005] and theta[0.02] > 0.1, theta  # moved up from its initial 0.1
 
 
-@pytest.mark.parametrize("n,k,dtype", [(1000, 30, torch.float32), (997, 40, torch.bfloat16), (5000, 1, torch.float32),
-                                         (300, 32, torch.float32), (4096, 32, torch.bfloat16)])
+@pytest.mark.parametrize("n,k,dtype", [(1000, 30, torch.float32), (5203, 20, torch.bfloat16), (5000, 1, torch.float32),
+                                         (300, 32, torch.float32), (4099, 32, torch.bfloat16)])
 def test_topk_indices_selects_what_torch_topk_selects(n, k, dtype):
-    """The two-stage selection (rows shorter than 64 k) returns the k largest entries of every row,
-    leftover columns past the last whole group and ties (bfloat16) included."""
+    """The staged selection returns the k largest entries of every row, leftover columns past the
+    last whole group and ties (bfloat16) included."""
     g = torch.Generator().manual_seed(n + k)
     pre = torch.randn(64, n + 3, generator=g).to(dtype)[:, 3:]  # rows not contiguous with each other
     pre[0, -1] = 100.0  # the row's largest entry in the leftover columns
@@ -292,6 +292,20 @@ def test_topk_indices_selects_what_torch_topk_selects(n, k, dtype):
     want = torch.topk(pre, k, dim=1).values
     assert got.shape == (64, k) and bool((got.sort(1).values.diff(dim=1) > 0).all())  # distinct columns
     assert torch.equal(pre.gather(1, got).sort(1, descending=True).values, want)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's compile internals
+def test_topk_indices_with_the_compiled_group_maxima(monkeypatch):
+    from interlingua.sae import fused
+
+    monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
+    g = torch.Generator().manual_seed(1)
+    for n in (2053, 1500):  # two widths: one compiled graph for both
+        pre = torch.randn(16, n, generator=g).to(torch.bfloat16)
+        got = kernels.topk_indices(pre, 40)
+        if not fused.compiling():
+            pytest.skip("torch.compile is not available here")
+        assert torch.equal(pre.gather(1, got).sort(1, descending=True).values, torch.topk(pre, 40, dim=1).values)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's compile internals

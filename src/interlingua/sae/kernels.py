@@ -21,7 +21,6 @@ dense path with identical results, because there the sparse kernels lose.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
@@ -31,6 +30,7 @@ from torch import Tensor
 from interlingua.sae.fused import Fused
 
 DENSE_FRACTION = 1 / 16  # above K / d_sae of this, dense math is faster than gathers on CPU and GPU
+GROUP_SIZE = 8  # columns per group in topk_indices' first stage (measured best of 4-128)
 _CHUNK_ELEMENTS = 1 << 24  # bound on B·K·d temporaries in a backward pass (64 MiB in float32)
 
 
@@ -56,35 +56,51 @@ def pad_rows(mask: Tensor, min_width: int = 1) -> tuple[Tensor, Tensor]:
     return indices, valid
 
 
+def _group_max(pre: Tensor, size: int) -> Tensor:
+    """Maxima of the strided column groups of ``pre`` [B, n]: group ``j`` holds columns ``j, j + G, …``
+    with ``G = n // size`` groups (the ``n mod size`` last columns belong to none). Written as a max
+    of column slices because inductor vectorises that form for any ``n``."""
+    groups = pre.shape[1] // size
+    out = pre[:, :groups]
+    for r in range(1, size):
+        out = torch.maximum(out, pre[:, r * groups:(r + 1) * groups])
+    return out
+
+
 def topk_indices(pre: Tensor, k: int) -> Tensor:
     """Column indices of the ``k`` largest entries of each row of ``pre`` [B, n] (unordered).
 
-    The same set as ``torch.topk`` (up to ties). On CPU, ``torch.topk`` switches to
-    ``nth_element`` (~5 ns per entry, against ~1 ns for its heap) when rows are shorter than ``64 k``,
-    as AuxK's ``k = d/2`` over the dead latents is; such rows take two stages. The columns are dealt
-    into strided groups of ``G``; the ``k`` groups with the largest maxima hold every one of the
-    row's ``k`` largest entries (an entry outside them has ``k`` larger group maxima above it), and
-    the ``k``-th largest of those maxima is a threshold that at least ``k`` entries reach. So only
-    the ``k·G`` entries of those groups (and the ``< G`` columns left over) are compared with the
-    threshold, and the final selection runs on the few (about ``k``) that pass. ``G = √(5n / 3k)``
-    balances the two small selections. 3x faster than ``torch.topk`` for ``k = 288`` of ~10k.
+    The same set as ``torch.topk`` (up to ties), found in stages. The columns are dealt into
+    strided groups of :data:`GROUP_SIZE`; the ``k`` groups with the largest maxima hold every one of
+    the row's ``k`` largest entries (an entry outside them has ``k`` larger group maxima above it),
+    and the ``k``-th largest of those maxima is a threshold that at least ``k`` entries reach. So
+    the work is one max-reduction over the row (a compiled loop when large), the same search over
+    the ``n / 8`` group maxima (recursively), and a final choice among the ``8 k`` entries of the
+    chosen groups (and the ``< 8`` columns left over) that reach the threshold — about ``k`` of
+    them. ``torch.topk`` on CPU copies each row into (value, index) pairs and runs a heap, or
+    ``nth_element`` (~5 ns per entry) when the row is shorter than ``64 k``, as AuxK's search over
+    the dead latents is. Measured on 2 threads, bfloat16: 16384 columns, ``k = 32``: 1.6x faster;
+    10661 columns, ``k = 288``: 2x faster.
     """
     b, n = pre.shape
-    size = round(math.sqrt(5 * n / (3 * k))) if k > 0 else 0
-    if pre.device.type != "cpu" or n >= 64 * k or size < 4 or n < 16 * k or not pre.is_floating_point():
+    size = GROUP_SIZE
+    if pre.device.type != "cpu" or n < 32 * k or k < 1 or not pre.is_floating_point():
         return torch.topk(pre, k, dim=1, sorted=False).indices
     groups = n // size
     whole = size * groups
     pre = pre if pre.stride(1) == 1 else pre.contiguous()
+    torch._dynamo.maybe_mark_dynamic(pre, 0)
+    torch._dynamo.maybe_mark_dynamic(pre, 1)  # AuxK searches a different number of columns each step
+    maxima = _fused_group_max(pre, size, work=pre.numel(), device=pre.device)
+    top_groups = topk_indices(maxima, k)
+    threshold = maxima.gather(1, top_groups).amin(1, keepdim=True)
     members = pre.as_strided((b, size, groups), (pre.stride(0), groups, 1))  # column c: group c % groups
-    top = torch.topk(members.amax(1), k, dim=1, sorted=False)
-    threshold = top.values.amin(1, keepdim=True)
-    candidates = torch.cat([members.gather(2, top.indices[:, None, :].expand(b, size, k)).view(b, size * k),
+    candidates = torch.cat([members.gather(2, top_groups[:, None, :].expand(b, size, k)).view(b, size * k),
                             pre[:, whole:]], 1)
     slots, valid = pad_rows(candidates >= threshold, k)
     scores = candidates.gather(1, slots).masked_fill_(~valid, float("-inf"))
     flat = slots.gather(1, torch.topk(scores, k, dim=1, sorted=False).indices)  # member · k + slot, or a leftover
-    grouped = torch.div(flat, k, rounding_mode="floor") * groups + top.indices.gather(1, flat % k)
+    grouped = torch.div(flat, k, rounding_mode="floor") * groups + top_groups.gather(1, flat % k)
     return torch.where(flat < size * k, grouped, flat - size * k + whole)
 
 
@@ -198,6 +214,7 @@ def _gather_dot_dense(indices: Tensor, table: Tensor, rows: Tensor) -> Tensor:
 
 
 _fused_gather_dot = Fused(_gather_dot_math, eager=_gather_dot_sampled)
+_fused_group_max = Fused(_group_max)
 
 
 class _EncodeAt(torch.autograd.Function):
