@@ -294,6 +294,19 @@ def test_topk_indices_selects_what_torch_topk_selects(n, k, dtype):
     assert torch.equal(pre.gather(1, got).sort(1, descending=True).values, want)
 
 
+def test_batch_topk_selects_the_batch_largest_positive_entries():
+    g = torch.Generator().manual_seed(2)
+    pre = torch.randn(64, 512, generator=g) - 2.2  # ~455 positive entries, more than k·B = 320
+    idx, valid = kernels.select_batch_topk(pre, 5)
+    got = torch.zeros_like(pre, dtype=torch.bool)
+    got[torch.arange(64)[:, None].expand_as(idx)[valid], idx[valid]] = True
+    want = torch.zeros(pre.numel(), dtype=torch.bool)
+    want[pre.flatten().topk(320).indices] = True
+    want = want.view_as(pre) & (pre > 0)
+    assert want.sum() > 0 and torch.equal(got, want)
+    assert int(valid.sum()) == int(want.sum())  # no column twice
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's compile internals
 def test_topk_indices_with_the_compiled_group_maxima(monkeypatch):
     from interlingua.sae import fused

@@ -45,12 +45,17 @@ def pad_rows(mask: Tensor, min_width: int = 1) -> tuple[Tensor, Tensor]:
     and ``valid = False``.
     """
     rows, cols = mask.nonzero(as_tuple=True)
-    counts = mask.sum(1)
+    return _pad(rows, cols, mask.shape[0], min_width)
+
+
+def _pad(rows: Tensor, cols: Tensor, n_rows: int, min_width: int) -> tuple[Tensor, Tensor]:
+    """:func:`pad_rows` from the entries' coordinates, sorted by row."""
+    counts = torch.bincount(rows, minlength=n_rows)
     width = max(int(counts.max()) if counts.numel() else 0, min_width)
     starts = torch.cumsum(counts, 0) - counts
-    slot = torch.arange(rows.numel(), device=mask.device) - starts[rows]
-    indices = torch.zeros(mask.shape[0], width, dtype=torch.long, device=mask.device)
-    valid = torch.zeros(mask.shape[0], width, dtype=torch.bool, device=mask.device)
+    slot = torch.arange(rows.numel(), device=rows.device) - starts[rows]
+    indices = torch.zeros(n_rows, width, dtype=torch.long, device=rows.device)
+    valid = torch.zeros(n_rows, width, dtype=torch.bool, device=rows.device)
     indices[rows, slot] = cols
     valid[rows, slot] = True
     return indices, valid
@@ -113,11 +118,10 @@ def select_topk(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
 def select_batch_topk(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """BatchTopK: the ``k · B`` largest positive pre-activations of the whole batch, per row padded."""
     flat = pre.flatten()
-    top = torch.topk(flat, min(k * pre.shape[0], flat.numel()), sorted=False).indices
-    top = top[flat[top] > 0]
-    mask = torch.zeros_like(flat, dtype=torch.bool)
-    mask[top] = True
-    return pad_rows(mask.view_as(pre))
+    top = topk_indices(flat[None], min(k * pre.shape[0], flat.numel()))[0]
+    top = top[flat[top] > 0].sort().values
+    n = pre.shape[1]
+    return _pad(torch.div(top, n, rounding_mode="floor"), top % n, pre.shape[0], 1)
 
 
 def select_positive(pre: Tensor) -> tuple[Tensor, Tensor]:
