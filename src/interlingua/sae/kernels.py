@@ -12,8 +12,12 @@ ever builds a dense ``[B, d_sae]`` gradient:
   ``∂c = −Σ_j ∂b[j] W[j]``: one pass over ``W`` instead of gathering ``W[i_bk]`` for every slot
   (the per-row ``∂x_b = Σ_k g_bk W[i_bk]``, an ``embedding_bag``, only when ``x`` needs a gradient).
 * :func:`sparse_decode` computes ``x̂_b = Σ_k v_bk W_dec[i_bk]`` with ``embedding_bag``; its
-  backward is ``∂v_bk = W_dec[i_bk]·g_b`` (a sampled matmul: only the ``B·K`` needed dot products)
+  backward is ``∂v_bk = W_dec[i_bk]·g_b`` (:func:`gather_dot`: only the ``B·K`` needed dot products)
   and ``∂W_dec[j] = Σ_{(b,k): i_bk = j} v_bk g_b`` (:func:`scatter_rows`).
+
+Which latents a row uses is chosen on the dense pre-activations; the ``k`` largest (TopK, AuxK,
+BatchTopK over the batch) by :func:`topk_indices`, an exact staged search faster than ``torch.topk``
+on CPU.
 
 Codes denser than :data:`DENSE_FRACTION` of the dictionary (a ReLU SAE early in training) take a
 dense path with identical results, because there the sparse kernels lose.
