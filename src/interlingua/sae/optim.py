@@ -13,14 +13,15 @@ activations it matched sparsify's schedule-free signSGD per vector where plain A
 ``benchmarks/sae_train.py``).
 
 A parameter group with ``unit_rows=True`` (the decoder) also gets its gradient's component along
-each row removed before the step and its rows renormalised to unit length after it, in the same
-sweep over each row — the unit-norm constraint without two more passes over memory.
+each row removed before the step and its rows renormalised to unit length after it: the unit-norm
+constraint as part of the optimizer's own passes over memory.
 
-Large tensors (a million elements and more) take the step, projection and renormalisation
-included, as one ``torch.compile``-fused loop (:mod:`interlingua.sae.fused`: one read of
-``y, z, v, g`` and one write of ``y, z, v`` instead of a pass per operation); anything else runs
-the eager ops on row blocks that stay in cache, which compute the same step. The fused step returns new tensors, which replace the
-parameter's data and the state.
+Large tensors (a million elements and more) take the step as one ``torch.compile``-fused loop
+(:mod:`interlingua.sae.fused`) that reads ``y, z, v, g`` once and writes ``y, z, v`` in place
+instead of making a pass per operation; for the decoder, the row dots ``g_i · y_i`` come from one
+compiled reduction before it, the new rows' squared norms out of it, and the renormalisation is
+one more in-place pass. Anything else runs the eager ops on row blocks that stay in cache, which
+compute the same step.
 
 Measured and rejected: updating only the rows a batch used (a third of a 16k dictionary), with
 idle rows brought up to date lazily in closed form. Gathering and scattering the used rows moved
