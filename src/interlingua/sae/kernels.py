@@ -226,6 +226,12 @@ _fused_gather_dot = Fused(_gather_dot_math, eager=_gather_dot_sampled)
 _fused_group_max = Fused(_group_max)
 
 
+def centred(x: Tensor, centre: Tensor | None, dtype: torch.dtype) -> Tensor:
+    """``x − centre`` in ``dtype`` (``x`` itself, cast, without a centre)."""
+    x = x.to(dtype)
+    return x if centre is None else x - centre.to(dtype)
+
+
 class _EncodeAt(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, centre: Tensor | None, weight: Tensor, bias: Tensor, indices: Tensor,
@@ -242,8 +248,7 @@ class _EncodeAt(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = F.embedding_bag(indices, weight, per_sample_weights=g, mode="sum").to(x.dtype)
         if ctx.needs_input_grad[2]:
-            xc = x.to(weight.dtype) if centre is None else x.to(weight.dtype) - centre.to(weight.dtype)
-            grad_w = scatter_rows(indices, g, xc, weight.shape[0])
+            grad_w = scatter_rows(indices, g, centred(x, centre, weight.dtype), weight.shape[0])
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[3]:
             shape, dtype = ctx.bias_meta
             per_latent = torch.zeros(weight.shape[0], dtype=weight.dtype, device=g.device).index_add_(
@@ -265,12 +270,10 @@ def encode_at(x: Tensor, weight: Tensor, bias: Tensor, indices: Tensor, gathered
     """
     if indices.shape[1] > DENSE_FRACTION * weight.shape[0]:
         # Dense path: same values, dense gradients (cheaper for dense codes).
-        xc = x.to(weight.dtype) if centre is None else x.to(weight.dtype) - centre
-        return (xc @ weight.T + bias).gather(1, indices)
+        return (centred(x, centre, weight.dtype) @ weight.T + bias).gather(1, indices)
     if gathered is None:
         with torch.no_grad():
-            xc = x.to(weight.dtype) if centre is None else x.to(weight.dtype) - centre
-            gathered = torch.einsum("bkd,bd->bk", weight[indices], xc) + bias[indices]
+            gathered = torch.einsum("bkd,bd->bk", weight[indices], centred(x, centre, weight.dtype)) + bias[indices]
     return _EncodeAt.apply(x, centre, weight, bias, indices, gathered)
 
 

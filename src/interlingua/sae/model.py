@@ -139,10 +139,6 @@ class SparseAutoencoder(nn.Module):
         """What the encoder subtracts from its input (``b_dec``, or nothing)."""
         return self.b_dec if self.cfg.apply_b_dec_to_input else None
 
-    def _centred(self, x: Tensor) -> Tensor:
-        x = x.to(self.W_dec.dtype)
-        return x - self.b_dec if self.cfg.apply_b_dec_to_input else x
-
     @torch.no_grad()
     def pre_activations(self, x: Tensor, compute_dtype: torch.dtype | None = None) -> Tensor:
         """Dense pre-activations ``π`` [B, d_sae] (no gradient), computed and returned in ``compute_dtype``.
@@ -150,7 +146,7 @@ class SparseAutoencoder(nn.Module):
         Selection runs on this matrix in that dtype; the selected values are then taken in the
         weights' dtype by :func:`kernels.encode_at`'s caller.
         """
-        xc = self._centred(x)
+        xc = kernels.centred(x, self._centre(), self.W_dec.dtype)
         dt = compute_dtype or self.encoder.dtype
         if dt == self.encoder.dtype:
             return torch.addmm(self.b_enc, xc, self.encoder.T)
