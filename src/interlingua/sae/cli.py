@@ -245,6 +245,12 @@ def _add_text_args(s, default_split: str) -> None:
     s.add_argument("--max-docs", type=int, help="use only the first N documents")
 
 
+def _add_run_args(s) -> None:
+    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="model dtype")
+    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.add_argument("--json", action="store_true", help="print JSON")
+
+
 def add_sae_parser(subparsers) -> None:
     """Add ``sae train``, ``sae eval`` and ``sae match`` to an argparse sub-parser collection."""
     sae = subparsers.add_parser("sae", help="sparse autoencoders: train fast, evaluate, match latents across models")
@@ -309,9 +315,7 @@ def add_sae_parser(subparsers) -> None:
     s.add_argument("--no-downstream", action="store_true", help="skip the spliced-model loss (faster)")
     s.add_argument("--snippets", type=int, default=0, metavar="N", help="top snippets for the N most frequent latents")
     s.add_argument("--html", help="write the snippets as a browsable HTML page")
-    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="model dtype")
-    s.add_argument("--threads", type=int, help="torch CPU threads")
-    s.add_argument("--json", action="store_true", help="print JSON")
+    _add_run_args(s)
     s.set_defaults(fn=cmd_sae_eval)
 
     s = ssub.add_parser(
@@ -331,7 +335,5 @@ def add_sae_parser(subparsers) -> None:
     s.add_argument("--n-null", type=int, default=3, help="shuffled-word repeats for the null")
     s.add_argument("--top", type=int, default=20, help="best pairs to list")
     s.add_argument("--out", help="write the full matching (every pair) as JSON")
-    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="model dtype")
-    s.add_argument("--threads", type=int, help="torch CPU threads")
-    s.add_argument("--json", action="store_true", help="print JSON")
+    _add_run_args(s)
     s.set_defaults(fn=cmd_sae_match)
