@@ -115,12 +115,38 @@ def test_file_round_trip_and_splits(tmp_path):
     ({"name": "x", "train": pairs(3), "dev": pairs(2, start=5)}, "unknown split"),
     ({"name": "x", "test": pairs(3)}, "no \"train\""),
     ({"name": "x", "train": [{"text": "the cat", "label": 1, "words": [["dog", 1]]}, {"text": "b", "label": 0}]}, "not found"),
+    ({"name": "x", "train": pairs(3) + [{"positive": "p", "negative": "n", "id": 4}]}, r"line \d+ .*not \['id'\]"),
+    ({"name": "x", "train": [{"text": "a", "label": 1, "note": "?"}, {"text": "b", "label": 0}]}, r"not \['note'\]"),
+    ({"name": "x", "train": pairs(3) + [{"positive": "p", "negative": "n", "template": 3}]}, "template.*non-empty string"),
+    ({"name": "x", "train": [{"text": "a", "label": 1, "template": ""}, {"text": "b", "label": 0}]}, "template"),
 ])
 def test_bad_concept_files_name_file_and_problem(tmp_path, obj, match):
     path = write(tmp_path, obj)
     with pytest.raises(InterlinguaError, match=match) as err:
         load_concept(path)
     assert str(path) in str(err.value)
+
+
+def test_template_field_round_trips_and_numbers_templates_across_splits(tmp_path):
+    def tagged(n, template, start):
+        return [dict(p, template=template) for p in pairs(n, start=start)]
+
+    obj = {"name": "t", "train": tagged(3, "frame/a", 0) + tagged(2, "frame/b", 3) + pairs(1, start=5),
+           "test": tagged(2, "frame/c", 10) + [{"text": "lone text", "label": 1, "template": "frame/a"},
+                                                {"text": "other text", "label": 0}]}
+    ds = load_concept(write(tmp_path, obj))
+    assert ds.items["train"][0]["template"] == "frame/a"  # kept as written
+    assert ds.template_names == ["frame/a", "frame/b", "frame/c"]
+    tr, te = ds.split("train"), ds.split("test")
+    # both texts of a pair share the template; one id per template string, the same in every split
+    assert tr.templates.tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 3 + 5, 3 + 5]
+    assert te.templates.tolist() == [2, 2, 2, 2, 0, 3 + 3]
+    sub = tr.subset(torch.tensor([1, 3]))
+    assert sub.templates.tolist() == [0, 0, 1, 1] and sub.groups.tolist() == [1, 1, 3, 3]
+    # no template anywhere: every pair / text is its own template, i.e. templates == groups
+    plain = load_concept(write(tmp_path, {"name": "p", "train": pairs(4)}, "p.json")).split("train")
+    assert torch.equal(plain.templates, plain.groups)
+    assert torch.equal(shuffle_labels(tr, torch.Generator().manual_seed(0)).templates, tr.templates)
 
 
 def test_invalid_json_names_line(tmp_path):
@@ -220,3 +246,69 @@ def test_find_reads_labelled_words(llama):
     ds = from_dict({"name": "plural_words", "train": items[:20], "test": items[20:]})
     c = find_concept(llama, ds, read="words", hook="resid_post.1", method="diff_of_means", n_boot=10, n_null=2)
     assert c.read == "words" and c.metrics["n_train"] == 40 and c.metrics["n_test"] == 20
+
+
+# ---- validation held out by whole templates ------------------------------------------------------
+
+def templated_concept(n_templates: int, per_template: int = 4):
+    frames = ["{} said yes {}.", "Then {} said yes {}.", "{} quietly said yes {}.", "Later {} said yes {}.",
+              "{} said yes again {}.", "I think {} said yes {}.", "{} said yes twice {}.", "So {} said yes {}."]
+    names = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana"]
+    items = []
+    for t in range(n_templates):
+        for i in range(per_template):
+            yes = frames[t].format(names[i], t * 10 + i)
+            items.append({"positive": yes, "negative": yes.replace("yes", "no"), "template": f"frame/{t}"})
+    gen = torch.Generator().manual_seed(5)
+    items = [items[i] for i in torch.randperm(len(items), generator=gen).tolist()]  # templates interleaved
+    test = [{"positive": f"{n} said yes at last {i}.", "negative": f"{n} said no at last {i}.", "template": "test/0"}
+            for i, n in enumerate(names)]
+    return from_dict({"name": "yes_no_t", "train": items, "test": test})
+
+
+def test_validation_split_holds_out_whole_templates():
+    from interlingua.concepts.find import validation_split
+
+    train = templated_concept(8).split("train")
+    val, unit = validation_split(train, 0.25, seed=3)
+    assert unit == "templates"
+    in_val = torch.isin(train.groups, val)
+    val_t, fit_t = set(train.templates[in_val].tolist()), set(train.templates[~in_val].tolist())
+    assert len(val_t) == 2 and len(fit_t) == 6 and not val_t & fit_t
+    again, _ = validation_split(train, 0.25, seed=3)
+    assert torch.equal(val, again)  # seeded, deterministic
+    other = {tuple(validation_split(train, 0.25, seed=s)[0].tolist()) for s in range(6)}
+    assert len(other) > 1  # and the seed matters
+    # too few templates for two on each side: whole pairs, as for a file without templates
+    few = templated_concept(3).split("train")
+    val, unit = validation_split(few, 0.25, seed=0)
+    assert unit == "pairs" and len(val) == max(2, round(0.25 * 12))
+
+
+def test_find_concept_never_splits_a_template_between_fit_and_validation(llama, monkeypatch):
+    import interlingua.concepts.find as find_module
+
+    dataset = templated_concept(8)
+    train = dataset.split("train")
+    template_of = dict(zip(train.texts, train.templates.tolist()))
+    fitted: list[list[str]] = []
+    real_fit = find_module.fit
+
+    def recording_fit(method, x, data, **kw):
+        fitted.append(list(data.texts))
+        return real_fit(method, x, data, **kw)
+
+    monkeypatch.setattr(find_module, "fit", recording_fit)
+    c = find_concept(llama, dataset, hook="resid_post.1", method="diff_of_means", n_boot=5, n_null=1, seed=1)
+    assert c.provenance["data"]["val_split_by"] == "templates"
+    fit_texts = set(fitted[0])  # the sweep's first fit: the fit part of train
+    val_texts = set(train.texts) - fit_texts
+    assert fit_texts and val_texts
+    fit_t, val_t = {template_of[t] for t in fit_texts}, {template_of[t] for t in val_texts}
+    assert not fit_t & val_t and len(val_t) == 2
+    # every sweep fit used that same part; the final refit used all of train
+    n_sweep = next(i for i, f in enumerate(fitted) if set(f) == set(train.texts))
+    assert n_sweep >= 1 and all(set(f) == fit_texts for f in fitted[:n_sweep])
+    # a dataset with too few templates falls back to pairs, with no error
+    c = find_concept(llama, templated_concept(3), hook="resid_post.1", method="diff_of_means", n_boot=5, n_null=1)
+    assert c.provenance["data"]["val_split_by"] == "pairs"

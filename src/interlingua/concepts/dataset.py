@@ -16,6 +16,16 @@ Each split is a list of contrastive pairs (``positive`` / ``negative``) or of la
 used as soft targets by the logistic probe). A labelled text may also carry word-level
 labels, ``"words": [["cats", 1], ["mat", 0]]``, found in order of occurrence in the text.
 
+Any item, pair or labelled text, may name the template it was written from,
+``"template": "frame/3"`` (any string; items of one template share it)::
+
+      "train": [{"positive": "She saw the cats", "negative": "She saw the cat", "template": "frame/3"}, ...]
+
+Items of one template are near-duplicates of each other, so code that holds data out (the
+validation part of ``train`` in concept discovery) holds out whole templates; a file is
+expected to draw ``test`` from templates never used in ``train``. An item without a template is
+its own template.
+
 Every error names the file and, where it can, the line.
 """
 
@@ -35,17 +45,30 @@ from interlingua.errors import InterlinguaError
 SPLITS = ("train", "test", "ood")
 KINDS = ("lexical", "contextual", "order-sensitive")
 MIN_PER_CLASS = {"train": 8, "test": 4, "ood": 4}
+PAIR_KEYS = {"positive", "negative", "template"}
+TEXT_KEYS = {"text", "label", "words", "template"}
 
 
 @dataclass
 class SplitData:
-    """One split as parallel lists: texts, labels, and group ids (the two texts of a pair share one)."""
+    """One split as parallel lists: texts, labels, group ids (the two texts of a pair share one)
+    and template ids (the items written from one template share one).
+
+    ``templates`` defaults to ``groups`` (every pair or text its own template). Template ids
+    are integers numbered over the whole concept file (:attr:`ConceptDataset.template_names`
+    maps them back to the file's strings), so one template has the same id in every split.
+    """
 
     texts: list[str]
     labels: torch.Tensor  # float, [n]
     groups: torch.Tensor  # long, [n]
     pairs: torch.Tensor | None = None  # [n_pairs, 2] row indices (positive, negative), if paired
     words: list[list[tuple[int, int, float]]] | None = None  # per text: (char start, end, label)
+    templates: torch.Tensor | None = None  # long, [n]; None: the same as ``groups``
+
+    def __post_init__(self) -> None:
+        if self.templates is None:
+            self.templates = self.groups.clone()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -75,6 +98,7 @@ class SplitData:
         return SplitData(
             texts=[self.texts[i] for i in idx.tolist()] if self.texts else [], labels=self.labels[idx], groups=self.groups[idx],
             pairs=pairs, words=[self.words[i] for i in idx.tolist()] if self.words else None,
+            templates=self.templates[idx],
         )
 
 
@@ -94,6 +118,12 @@ class ConceptDataset:
 
     def size(self, split: str) -> int:
         return len(self.items.get(split, []))
+
+    @cached_property
+    def template_names(self) -> list[str]:
+        """The distinct ``"template"`` strings of the file, sorted; ``SplitData.templates`` ids
+        below ``len(template_names)`` index this list (higher ids: items without a template)."""
+        return sorted({item["template"] for items in self.items.values() for item in items if "template" in item})
 
     @cached_property
     def digest(self) -> str:
@@ -134,6 +164,14 @@ def _line_of(ds: ConceptDataset, text: str) -> str:
     return ""
 
 
+def _first_text(item: dict) -> str | None:
+    """The item's first text, for locating its line in the file."""
+    for key in ("positive", "text", "negative"):
+        if isinstance(item.get(key), str):
+            return item[key]
+    return None
+
+
 def _fail(ds: ConceptDataset, where: str, problem: str, text: str | None = None) -> InterlinguaError:
     line = _line_of(ds, text) if text is not None else ""
     return InterlinguaError(f"{ds.path}{line} ({where}): {problem}")
@@ -145,22 +183,28 @@ def _to_split(ds: ConceptDataset, split: str) -> SplitData:
     groups: list[int] = []
     pairs: list[tuple[int, int]] = []
     words: list[list[tuple[int, int, float]]] = []
+    templates: list[int] = []
+    names = {t: i for i, t in enumerate(ds.template_names)}
     for g, item in enumerate(ds.items[split]):
+        # no template: the item is its own (ids past the named ones; equal to groups if none is named)
+        template = names[item["template"]] if "template" in item else len(names) + g
         if "positive" in item:
             pairs.append((len(texts), len(texts) + 1))
             texts += [item["positive"], item["negative"]]
             labels += [1.0, 0.0]
             groups += [g, g]
             words += [[], []]
+            templates += [template, template]
         else:
             texts.append(item["text"])
             labels.append(float(item["label"]))
             groups.append(g)
             words.append(_word_spans(ds, split, g, item))
+            templates.append(template)
     return SplitData(
         texts=texts, labels=torch.tensor(labels), groups=torch.tensor(groups, dtype=torch.long),
         pairs=torch.tensor(pairs, dtype=torch.long) if pairs and len(pairs) * 2 == len(texts) else None,
-        words=words if any(words) else None,
+        words=words if any(words) else None, templates=torch.tensor(templates, dtype=torch.long),
     )
 
 
@@ -199,16 +243,25 @@ def validate(ds: ConceptDataset) -> ConceptDataset:
                 raise _fail(ds, where, "each example must be an object")
             if "positive" in item or "negative" in item:
                 texts = [item.get("positive"), item.get("negative")]
-                if set(item) - {"positive", "negative"}:
-                    raise _fail(ds, where, f"a pair has only \"positive\" and \"negative\", not {sorted(set(item) - {'positive', 'negative'})}")
+                extra = set(item) - PAIR_KEYS
+                if extra:
+                    raise _fail(ds, where, 'a pair has only "positive", "negative" and optionally "template", '
+                                f"not {sorted(extra)}", _first_text(item))
             elif "text" in item:
                 texts = [item.get("text")]
+                extra = set(item) - TEXT_KEYS
+                if extra:
+                    raise _fail(ds, where, 'a labelled text has only "text", "label" and optionally "words" and '
+                                f'"template", not {sorted(extra)}', _first_text(item))
                 label = item.get("label")
                 if isinstance(label, bool) or not isinstance(label, int | float) or not 0 <= label <= 1:
                     raise _fail(ds, where, f"\"label\" must be 0, 1 or a number in [0, 1], not {label!r}",
                                 item["text"] if isinstance(item["text"], str) else None)
             else:
                 raise _fail(ds, where, 'an example is {"positive": …, "negative": …} or {"text": …, "label": …}')
+            if "template" in item and (not isinstance(item["template"], str) or not item["template"].strip()):
+                raise _fail(ds, where, f'"template" must be a non-empty string, not {item["template"]!r}',
+                            _first_text(item))
             for t in texts:
                 if not isinstance(t, str) or not t.strip():
                     raise _fail(ds, where, "empty or missing text", t if isinstance(t, str) else None)

@@ -3,8 +3,9 @@
 The protocol (DESIGN.md, "Evaluation protocol"):
 
 1. read activations for every split in one pass (last token of each text, or labelled words);
-2. hold out a validation part of ``train`` (whole pairs), sweep layers × methods on it and
-   choose the layer on validation AUROC only — never on test;
+2. hold out a validation part of ``train`` (whole templates when the file names them, else
+   whole pairs; :func:`validation_split`), sweep layers × methods on it and choose the layer
+   on validation AUROC only — never on test;
 3. refit on all of ``train`` at the chosen layer; report AUROC on ``test`` and ``ood`` with
    bootstrap confidence intervals (pairs resampled whole);
 4. run the same pipeline with the training labels shuffled (must give ≈ 0.5) and score random
@@ -79,22 +80,50 @@ def shuffle_labels(data: SplitData, gen: torch.Generator) -> SplitData:
     else:
         labels = labels[torch.randperm(len(labels), generator=gen)]
         pairs = None
-    return SplitData(texts=data.texts, labels=labels, groups=data.groups, pairs=pairs, words=data.words)
+    return SplitData(texts=data.texts, labels=labels, groups=data.groups, pairs=pairs, words=data.words,
+                     templates=data.templates)
 
 
 def _word_positions(model: LoadedModel, data: SplitData) -> tuple[list[list[int]], SplitData]:
     from interlingua.align import last_token_of_words, tokenize_offsets
 
     offsets = tokenize_offsets(data.texts, model.tokenizer)
-    positions, labels, groups = [], [], []
+    positions, labels, groups, templates = [], [], [], []
     for t, spans in enumerate(data.words or []):
         idx = last_token_of_words(offsets[t], [(s, e) for s, e, _ in spans])
         keep = [(i, lab) for i, (_, _, lab) in zip(idx, spans) if i is not None]
         positions.append([i for i, _ in keep])
         labels += [lab for _, lab in keep]
         groups += [int(data.groups[t])] * len(keep)
-    flat = SplitData(texts=[], labels=torch.tensor(labels), groups=torch.tensor(groups, dtype=torch.long))
+        templates += [int(data.templates[t])] * len(keep)
+    flat = SplitData(texts=[], labels=torch.tensor(labels), groups=torch.tensor(groups, dtype=torch.long),
+                     templates=torch.tensor(templates, dtype=torch.long))
     return positions, flat
+
+
+def validation_split(data: SplitData, val_fraction: float = 0.25, seed: int = 0) -> tuple[torch.Tensor, str]:
+    """The groups (pairs) of ``data`` held out for validation, and the unit they were drawn by.
+
+    Whole templates are held out when the split names templates, so that no template has items
+    on both sides (items of one template are near-duplicates: a validation AUROC over a template
+    the fit has seen is an in-distribution number). A seeded permutation of the templates is cut
+    at ``val_fraction`` (at least two templates held out); when fewer than two templates would
+    be left to fit on, whole pairs are drawn instead, exactly as for a file without templates.
+    Returns ``(validation group ids, "templates" | "pairs")``.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    if not torch.equal(data.templates, data.groups):
+        template_ids = torch.unique(data.templates)
+        template_ids = template_ids[torch.randperm(len(template_ids), generator=gen)]
+        n_val = max(2, int(round(val_fraction * len(template_ids))))
+        if len(template_ids) - n_val >= 2:
+            val = torch.isin(data.templates, template_ids[:n_val])
+            return torch.unique(data.groups[val]), "templates"
+        gen = torch.Generator().manual_seed(seed)
+    group_ids = torch.unique(data.groups)
+    group_ids = group_ids[torch.randperm(len(group_ids), generator=gen)]
+    n_val = max(2, int(round(val_fraction * len(group_ids))))
+    return group_ids[:n_val], "pairs"
 
 
 def find_concept(
@@ -152,14 +181,12 @@ def find_concept(
         at += len(d)
     X = {h: {s: acts[h][a:b] for s, (a, b) in bounds.items()} for h in hooks}
 
-    # 2. validation split of train, by whole groups (pairs)
+    # 2. validation split of train, by whole templates (or whole pairs when there are too few)
     train = splits["train"]
-    gen = torch.Generator().manual_seed(seed)
-    group_ids = torch.unique(train.groups)
-    group_ids = group_ids[torch.randperm(len(group_ids), generator=gen)]
-    n_val = max(2, int(round(val_fraction * len(group_ids))))
-    val_groups, fit_groups = group_ids[:n_val], group_ids[n_val:]
-    fit_mask, val_mask = torch.isin(train.groups, fit_groups), torch.isin(train.groups, val_groups)
+    val_groups, val_unit = validation_split(train, val_fraction, seed)
+    val_mask = torch.isin(train.groups, val_groups)
+    fit_mask = ~val_mask
+    fit_groups = torch.unique(train.groups[fit_mask])
     fit_data, val_data = train.subset(fit_groups), train.subset(val_groups)
 
     sweep = []
@@ -219,7 +246,8 @@ def find_concept(
     mean, std = standardiser(X[h]["train"])
     provenance = {
         "data": {"concept": dataset.name, "path": dataset.path, "sha256_16": dataset.digest,
-                 "fit_split": "train", "val_fraction": val_fraction, "layer_chosen_on": "validation part of train"},
+                 "fit_split": "train", "val_fraction": val_fraction, "val_split_by": val_unit,
+                 "layer_chosen_on": "validation part of train"},
         "seed": seed, "read": read, "pca_center": pca_center, "l2": l2, "n_boot": n_boot, "n_null": n_null,
         "model_source": model.source, "dtype": str(model.dtype).removeprefix("torch."),
         "interlingua_version": __version__, "sweep": sweep,
