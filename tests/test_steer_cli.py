@@ -113,7 +113,7 @@ def test_causal_check_from_source_model_then_from_the_saved_translation(llama_di
     assert res["summary"]["concepts"] == 1
     assert (out / "causal.json").is_file() and (out / "translation-yes_no" / "target" / "concept.json").is_file()
     saved = json.loads((out / "translation-yes_no" / "target" / "concept.json").read_text())
-    assert saved["provenance"]["shared_text"]["extra_texts"] == 4  # the steered text from A joined the shared text
+    assert saved["provenance"]["shared_text"]["per_source"]["extra"] == 4  # the steered text from A joined the shared text
     # again from the saved translation: the same steering rows (the same directions and strengths)
     assert main(["steer", "--model", str(gemma_dir), "--source", str(llama_dir), "--translation",
                  str(out / "translation-yes_no"), "--concept", str(yes_no_file), "--strengths", "1,2", "--json",

@@ -1,15 +1,21 @@
-"""Readout transfer: exact on a synthetic pair B = A·R + noise, and the pipeline on tiny models."""
+"""Readout transfer: exact on a synthetic pair B = A·R + noise, and the whole pipeline on tiny models."""
 
 import pytest
 import torch
 
+from interlingua.activations import Reader
 from interlingua.concepts import find_concept
 from interlingua.concepts.dataset import from_dict
 from interlingua.concepts.methods import Readout
+from interlingua.errors import InterlinguaError
 from interlingua.models.controls import lexical_only_copy, random_init_copy
 from interlingua.similarity import r2_score
-from interlingua.translate import fit_transfer, paired_words, recovery, translate_concept
+from interlingua.translate import TranslateConfig, build_shared_text, fit_transfer, paired_words, recovery, translate_concept
 from interlingua.translate.pairs import SOURCE, TARGET
+from interlingua.translate.shared_text import CONCEPT_TRAIN
+from interlingua.translate.translate import source_scores
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def synthetic_pair(n=3000, da=48, db=64, noise=0.01, seed=0):
@@ -25,18 +31,9 @@ def test_synthetic_pair_recovery_is_exact():
     xa, xb, r, concept = synthetic_pair()
     score_a = concept(xa)
     readout = fit_transfer(xb[:2000], score_a[:2000], lam=1e-8)
-    held = readout(xb[2000:])
-    assert r2_score(score_a[2000:], held) > 0.9999
+    assert r2_score(score_a[2000:], readout(xb[2000:])) > 0.9999
     # the translated direction is the one that maps back onto A's: R w_B = w_A
     torch.testing.assert_close((r.double() @ readout.weight.double()).float(), concept.weight, rtol=1e-3, atol=1e-3)
-
-
-def test_shuffled_pairing_destroys_the_transfer():
-    xa, xb, _, concept = synthetic_pair()
-    score_a = concept(xa)
-    perm = torch.randperm(2000, generator=torch.Generator().manual_seed(1))
-    readout = fit_transfer(xb[:2000][perm], score_a[:2000], lam=1e-2)
-    assert abs(r2_score(score_a[2000:], readout(xb[2000:]))) < 0.05 or r2_score(score_a[2000:], readout(xb[2000:])) < 0
 
 
 def test_cost_weights_keep_the_optimum():
@@ -54,15 +51,142 @@ def test_recovery_ratio():
 
 def test_paired_words_line_up(llama, gemma):
     texts = ["The cat sat on the mat.", "Numbers 12 and 3.5, café!"]
-    pairs = paired_words(llama, gemma, texts, ["resid_post.1"], ["resid_post.2"])
+    pairs = paired_words(llama, gemma, texts, ["resid_post.1"], ["resid_post.2"], shifted_b=True)
     n = len(pairs.alignment)
     assert pairs.a["resid_post.1"].shape == (n, 64) and pairs.b["resid_post.2"].shape == (n, 64)
-    # row k of A is A's activation at the last token of aligned word k
     from interlingua.activations import extract
     acts = extract(llama, texts, "resid_post.1")
     torch.testing.assert_close(pairs.alignment.gather(acts, SOURCE, "resid_post.1"), pairs.a["resid_post.1"],
                                rtol=1e-4, atol=1e-5)
-    assert TARGET in pairs.alignment.names
+    # the off-by-one rows are B one token before each aligned word's last token, from the same pass
+    b_acts = extract(gemma, texts, "resid_post.2")
+    doc, pos = pairs.alignment.flat(TARGET)
+    row = {(int(d), int(p)): i for i, (d, p) in enumerate(zip(b_acts.doc, b_acts.pos))}
+    expect = torch.stack([b_acts["resid_post.2"][row[(int(d), int(p) - 1)]] for d, p in zip(doc, pos)])
+    torch.testing.assert_close(pairs.b_shifted["resid_post.2"], expect, rtol=1e-4, atol=1e-5)
+
+
+def test_reader_reads_each_text_once(llama):
+    reader = Reader(llama)
+    texts = ["The cat sat on the mat.", "A second text, a little longer than the first one."]
+    first = reader.read(texts, ["resid_post.1", "resid_post.3"])
+    read = reader.tokens_read
+    again = reader.read(texts[::-1], "resid_post.3")
+    assert reader.tokens_read == read  # served from the memo
+    torch.testing.assert_close(again["resid_post.3"], first["resid_post.3"].flip(0))
+    reader.read(texts, "resid_post.2")
+    assert reader.tokens_read == 2 * read  # a new hook: one more pass
+
+
+def _dataset():
+    names = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu"]
+    items = [{"positive": f"{n} said yes {i}.", "negative": f"{n} said no {i}."} for i, n in enumerate(names * 4)]
+    return from_dict({"name": "yes_no", "train": items[:30], "test": items[30:42], "ood": items[42:]})
+
+
+@pytest.fixture(scope="module")
+def yes_no(llama):
+    ds = _dataset()
+    return ds, find_concept(llama, ds, hook="resid_post.2", n_boot=10, n_null=2)
+
+
+FAST = dict(corpus_docs=12, draws=20, n_boot=50)
+
+
+def test_translate_pipeline_on_tiny_models(llama, gemma, yes_no):
+    ds, ca = yes_no
+    tr = translate_concept(ca, llama, gemma, ds, TranslateConfig(layers_b=(1, 3), mlp=True, **FAST),
+                           extra_texts=["Some extra words, as if sampled from the source model."])
+    m = tr.metrics
+    assert m["shared_text"]["per_source"] == {"corpus": 12, "extra": 1} and m["label_free"] is True
+    assert set(m["methods"]) == {"readout_transfer", "procrustes_map", "mlp_readout"}
+    assert {"r2_train", "r2_heldout", "linear_r2_heldout", "overfit", "beats_linear"} <= set(m["methods"]["mlp_readout"])
+    assert m["retrieval"]["k"] == 24 and 1 <= m["retrieval"]["rank"] <= 24  # 23 built-ins + this one
+    assert m["neuron_search"]["n_units"] == gemma.model.config.intermediate_size
+    assert m["source"] == "tiny-llama" and m["target_hook"] in ("resid_post.1", "resid_post.3")
+    for key in ("recovery_test", "recovery_ood", "auroc_native_target", "auroc_transfer_test", "source_layer",
+                "target_layer", "fidelity_test", "fidelity_ood", "recovery_test_ci", "recovery_ood_ci", "shared_text",
+                "auroc_bag_of_words_test", "rank_correlation_test"):
+        assert key in m, key
+    assert m["native_target_same_layers"] is True and m["native_target_layers"] == [1, 3]
+    assert set(tr.controls) == {"shuffled_pairing", "label_shuffle", "synthetic_target"}
+    for name, c in tr.controls.items():
+        assert {"kind", "must", "passed", "statistic"} <= set(c), name
+        if c["kind"] == "must_fail":
+            assert c["p_value"] is not None and c["draws"] == 20
+    assert len(tr.layer_map) == 2 and tr.target.weight.shape == (64,)
+    assert {(r["hook_a"], r["hook_b"]) for r in tr.layer_pair_map} == {
+        ("resid_post.1", "resid_post.1"), ("resid_post.1", "resid_post.3"),
+        ("resid_post.2", "resid_post.1"), ("resid_post.2", "resid_post.3")}
+    assert {"value", "band", "p_value"} <= set(m["cka_debiased_chosen_pair"])
+    assert m["cost"]["tokens_read_source"] > 0
+
+
+def test_concept_texts_are_scored_out_of_fold(llama, gemma, yes_no):
+    """Words of the concept's own train texts get A's score from probes that never saw them."""
+    ds, ca = yes_no
+    shared = build_shared_text(corpus_docs=6, dataset=ds, concept_texts=True)
+    assert not shared.label_free and shared.counts()[CONCEPT_TRAIN] == 60
+    pairs = paired_words(llama, gemma, shared.texts, [ca.hook], ["resid_post.1"])
+    train = ds.split("train")
+    x_train = Reader(llama).read(train.texts, ca.hook)[ca.hook]
+    oof = source_scores(ca, pairs.a[ca.hook], pairs.doc, shared, train, x_train, folds=5)
+    in_sample = ca.readout(pairs.a[ca.hook]).double()
+    concept_rows = torch.isin(pairs.doc, shared.index(CONCEPT_TRAIN))
+    assert torch.equal(oof[~concept_rows], in_sample[~concept_rows])  # corpus words: A's own readout
+    assert not torch.allclose(oof[concept_rows], in_sample[concept_rows])  # concept words: cross-fitted
+    # fold 0's words are scored by a probe fitted on the other folds only
+    from interlingua.concepts.find import fit
+    from interlingua.translate.readout import document_folds
+
+    held = document_folds(train.templates, 5, 0) == 0
+    probe = fit("logistic", x_train[~held], train.subset(torch.unique(train.groups[~held])))
+    first_doc = int(shared.index(CONCEPT_TRAIN)[0])
+    words = torch.isin(pairs.doc, first_doc + held.nonzero().squeeze(1))
+    torch.testing.assert_close(oof[words], probe(pairs.a[ca.hook][words]).double(), rtol=1e-4, atol=1e-4)
+
+
+def test_all_controls_run_on_tiny_models(llama, gemma, yes_no):
+    ds, ca = yes_no
+    tr = translate_concept(ca, llama, gemma, ds, layers_b=(3,), controls=("all",), **FAST)
+    assert set(tr.controls) == {"shuffled_pairing", "label_shuffle", "off_by_one", "random_init_target",
+                                "lexical_only_target", "synthetic_target"}
+    for name, res in tr.controls.items():
+        assert {"value", "must", "passed"} <= set(res), name
+        if res["kind"] == "floor":
+            assert res["difference_ci"] is not None
+    assert tr.controls["synthetic_target"]["passed"], tr.controls["synthetic_target"]
+
+
+def test_sae_latents_join_the_unit_search(llama, gemma, yes_no):
+    """An SAE on B with one latent planted along the translated readout: the search must rank it first."""
+    from interlingua.sae import SAEConfig, SparseAutoencoder
+
+    ds, ca = yes_no
+    plain = translate_concept(ca, llama, gemma, ds, layers_b=(3,), controls=(), **FAST)
+    sae = SparseAutoencoder(SAEConfig(architecture="relu", d_in=64, d_sae=48, hook_name="resid_post.3"), seed=0)
+    with torch.no_grad():
+        sae.b_dec.zero_()
+        sae.b_enc.fill_(-1e4)  # every latent off ...
+        w = plain.target.weight / plain.target.weight.norm()
+        sae.W_enc[:, 17] = w * 1e3  # ... except 17, which reads the translated direction
+        sae.b_enc[17] = -1e3 * float((w @ plain.target.mean)) + 1e4
+    tr = translate_concept(ca, llama, gemma, ds, layers_b=(3,), controls=(), target_sae=sae, **FAST)
+    found = tr.metrics["sae_latent_search"]
+    assert found["hook"] == "resid_post.3" and found["n_units"] == 48
+    assert found["top"][0]["unit"] == 17
+
+
+def test_bad_configuration_is_refused_before_any_work(llama, gemma, yes_no):
+    ds, ca = yes_no
+    with pytest.raises(InterlinguaError, match="unknown control"):
+        translate_concept(ca, llama, gemma, ds, layers_b=(1,), controls=("nope",))
+    with pytest.raises(InterlinguaError, match="pos_weight"):
+        TranslateConfig(pos_weight=float("nan"))
+    with pytest.raises(InterlinguaError, match="draws"):
+        TranslateConfig(draws=-1)
+    with pytest.raises(InterlinguaError, match="at least 5 documents"):
+        translate_concept(ca, llama, gemma, ds, layers_b=(1,), corpus_docs=3, controls=())
 
 
 def test_control_models_differ_where_they_should(llama):
@@ -72,71 +196,3 @@ def test_control_models_differ_where_they_should(llama):
     p0 = lambda m: next(iter(m.model.base_model.layers[0].parameters())).detach()  # noqa: E731
     assert not torch.equal(p0(lex), p0(llama))
     assert abs(float(p0(rnd).std()) - float(p0(llama).std())) < 0.1 * float(p0(llama).std()) + 1e-6
-
-
-def test_translate_pipeline_on_tiny_models(llama, gemma):
-    names = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu"]
-    items = [{"positive": f"{n} said yes {i}.", "negative": f"{n} said no {i}."} for i, n in enumerate(names * 4)]
-    ds = from_dict({"name": "yes_no", "train": items[:30], "test": items[30:42], "ood": items[42:]})
-    ca = find_concept(llama, ds, hook="resid_post.2", n_boot=10, n_null=2)
-    tr = translate_concept(ca, llama, gemma, ds, layers_b=[1, 3], n_corpus_docs=4, mlp=True,
-                           extra_texts=["Some extra words, as if sampled from the source model."])
-    m = tr.metrics
-    assert tr.target.provenance["shared_text"]["extra_texts"] == 1
-    assert set(m["methods"]) == {"readout_transfer", "ridge_map", "procrustes_map", "mlp_readout"}
-    assert {"r2_train", "r2_val", "linear_r2_val", "overfit", "recovery_test"} <= set(m["methods"]["mlp_readout"])
-    assert m["retrieval"]["k"] == 24 and 1 <= m["retrieval"]["rank"] <= 24  # 23 built-ins + this one
-    assert m["neuron_search"]["n_units"] == gemma.model.config.intermediate_size
-    assert m["source"] == "tiny-llama" and m["target_hook"] in ("resid_post.1", "resid_post.3")
-    assert {"recovery_test", "recovery_ood", "auroc_native_target", "auroc_transfer_test", "source_layer",
-            "target_layer"} <= set(m)
-    assert len(tr.layer_map) == 2 and tr.target.weight.shape == (64,)
-    assert {(r["hook_a"], r["hook_b"]) for r in tr.layer_pair_map} == {
-        ("resid_post.1", "resid_post.1"), ("resid_post.1", "resid_post.3"),
-        ("resid_post.2", "resid_post.1"), ("resid_post.2", "resid_post.3")}
-    assert {"value", "null_band", "p"} <= set(m["cka_debiased_chosen_pair"])
-
-
-def test_sae_latents_join_the_unit_search(llama, gemma):
-    """An SAE on B with one latent planted along the translated readout: the search must rank it first."""
-    from interlingua.sae import SAEConfig, SparseAutoencoder
-
-    names = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu"]
-    items = [{"positive": f"{n} said yes {i}.", "negative": f"{n} said no {i}."} for i, n in enumerate(names * 4)]
-    ds = from_dict({"name": "yes_no", "train": items[:30], "test": items[30:42], "ood": items[42:]})
-    ca = find_concept(llama, ds, hook="resid_post.2", n_boot=10, n_null=2)
-    plain = translate_concept(ca, llama, gemma, ds, layers_b=[3], n_corpus_docs=4)
-    sae = SparseAutoencoder(SAEConfig(architecture="relu", d_in=64, d_sae=48, hook_name="resid_post.3"), seed=0)
-    with torch.no_grad():
-        sae.b_dec.zero_()
-        sae.b_enc.fill_(-1e4)  # every latent off ...
-        w = plain.target.weight / plain.target.weight.norm()
-        sae.W_enc[:, 17] = w * 1e3  # ... except 17, which reads the translated direction
-        sae.b_enc[17] = -1e3 * float((w @ plain.target.mean)) + 1e4
-    tr = translate_concept(ca, llama, gemma, ds, layers_b=[3], n_corpus_docs=4, target_sae=sae)
-    found = tr.metrics["sae_latent_search"]
-    assert found["hook"] == "resid_post.3" and found["n_units"] == 48
-    assert found["top"][0]["unit"] == 17 and found["above_null"]
-
-
-def test_controls_behave_on_tiny_models(llama, gemma):
-    """Every control runs through the same code path and reports what it must do."""
-    names = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu"]
-    items = [{"positive": f"{n} said yes {i}.", "negative": f"{n} said no {i}."} for i, n in enumerate(names * 4)]
-    ds = from_dict({"name": "yes_no", "train": items[:30], "test": items[30:42], "ood": items[42:]})
-    ca = find_concept(llama, ds, hook="resid_post.2", n_boot=10, n_null=2)
-    tr = translate_concept(ca, llama, gemma, ds, layers_b=[3], n_corpus_docs=4, controls=("all",))
-    assert set(tr.controls) == {"shuffled_pairing", "label_shuffle", "off_by_one", "random_init_target",
-                                "lexical_only_target", "self_translation", "synthetic_pair"}
-    for name, res in tr.controls.items():
-        assert {"value", "band", "must", "passed"} <= set(res), name
-    assert tr.controls["synthetic_pair"]["passed"] and tr.controls["synthetic_pair"]["value"] > 0.99
-
-
-def test_unknown_control(llama, gemma):
-    items = [{"positive": f"p{i} yes.", "negative": f"p{i} no."} for i in range(30)]
-    ds = from_dict({"name": "yn", "train": items[:20], "test": items[20:]})
-    ca = find_concept(llama, ds, hook="resid_post.1", n_boot=5, n_null=1)
-    from interlingua.errors import InterlinguaError
-    with pytest.raises(InterlinguaError, match="unknown control"):
-        translate_concept(ca, llama, gemma, ds, layers_b=[1], n_corpus_docs=2, controls=("nope",))

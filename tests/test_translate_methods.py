@@ -10,6 +10,7 @@ from interlingua.similarity import r2_score
 from interlingua.translate import fit_transfer
 from interlingua.translate.maps import fit_map, fit_procrustes_map, fit_ridge_map
 from interlingua.translate.retrieval import retrieval, standardised_cosine
+from interlingua.translate.nulls import document_permutations
 from interlingua.translate.units import correlations, mlp_neurons, neuron_hooks, unit_search
 
 
@@ -86,11 +87,13 @@ def test_unit_search_finds_a_planted_neuron_above_the_null():
     g = torch.Generator().manual_seed(0)
     units = torch.randn(2000, 300, generator=g)
     score = units[:, 123] * 2 + 0.5 * torch.randn(2000, generator=g)
-    out = unit_search(units, score)
-    assert out["top"][0]["unit"] == 123 and out["above_null"]
-    assert out["best_abs_corr"] > out["null_max_abs_corr_band"][1]
-    noise = unit_search(units, torch.randn(2000, generator=g))
-    assert not noise["above_null"] or noise["best_abs_corr"] < 0.12
+    doc = torch.arange(100).repeat_interleave(20)
+    perms = document_permutations(doc, 200)
+    out = unit_search(units, score, perms)
+    assert out["top"][0]["unit"] == 123 and out["above_null"] and out["p_value"] < 0.01
+    assert out["best_abs_corr"] > out["null_max_abs_corr"]["max"]
+    noise = unit_search(units, torch.randn(2000, generator=g), perms)
+    assert not noise["above_null"] and noise["p_value"] > 0.01
 
 
 def test_correlations_match_numpy():
@@ -124,10 +127,12 @@ def test_mlp_readout_beats_linear_on_a_nonlinear_score_and_reports_its_gap():
     xb = torch.randn(3000, 16, generator=g)
     score = xb[:, 0].abs() * 2 - 1  # no linear readout can express |x|
     groups = torch.arange(3000) // 10
-    model, report = fit_mlp_transfer(xb, score, groups, steps=300)
-    assert report["beats_linear"] and report["r2_val"] > 0.8 and report["linear_r2_val"] < 0.1
-    assert not report["overfit"] and abs(report["r2_train"] - report["r2_val"]) < 0.1
+    model, report = fit_mlp_transfer(xb, score, groups, lam=1e-2, max_steps=300)
+    # judged on documents that neither training, early stopping nor the linear fit touched
+    assert report["beats_linear"] and report["r2_heldout"] > 0.8 and report["linear_r2_heldout"] < 0.1
+    assert not report["overfit"] and abs(report["r2_train"] - report["r2_heldout"]) < 0.1
+    assert report["r2_heldout"] != report["r2_early_stop"]
     assert model(xb[:5]).shape == (5,) and not model(xb[:5]).requires_grad
-    with pytest.raises(InterlinguaError, match="two documents"):
-        fit_mlp_transfer(xb[:20], score[:20], torch.zeros(20, dtype=torch.long))
+    with pytest.raises(InterlinguaError, match="at least 5 documents"):
+        fit_mlp_transfer(xb[:20], score[:20], torch.zeros(20, dtype=torch.long), lam=1e-2)
 

@@ -524,3 +524,48 @@ def at_positions(
         vectors = _read_docs(model, tok, range(len(texts)), points, picks.__getitem__,
                              batch_tokens=batch_tokens, on_tokens=bar.update)
     return {h: v.float() for h, v in vectors.items()}
+
+
+class Reader:
+    """One model's activations at chosen positions, read once and remembered.
+
+    A translation reads the same texts many times over: the native concept's splits, the
+    evaluation texts, every control. A ``Reader`` owns the memo (``(hook, text, positions)`` →
+    rows), so nothing is computed twice with the same model; whatever is missing for a call is
+    read in a single forward pass that stops at the deepest missing hook. Pass one reader per
+    model to every step that reads that model (it holds no state besides the memo).
+    """
+
+    def __init__(self, model: LoadedModel, *, batch_tokens: int = 4096, max_tokens: int | None = None,
+                 progress: bool = False):
+        self.model = model
+        self.batch_tokens = batch_tokens
+        self.max_tokens = max_tokens
+        self.progress = progress
+        self._memo: dict[tuple[str, str, tuple[int, ...]], torch.Tensor] = {}
+        self.tokens_read = 0  # real tokens run through the model so far (for cost reports)
+
+    def read(self, texts: Sequence[str], hooks: Sequence[str] | str,
+             positions: Sequence[Sequence[int]] | None = None) -> dict[str, torch.Tensor]:
+        """Like :func:`at_positions` (same arguments, same result), served from the memo where possible."""
+        names = [p.name for p in _points(self.model, hooks)]
+        if positions is None:
+            positions = [[-1]] * len(texts)
+        if len(positions) != len(texts):
+            raise InterlinguaError(f"{len(positions)} position lists for {len(texts)} texts.")
+        keys = [(t, tuple(int(p) for p in pos)) for t, pos in zip(texts, positions)]
+        missing = {k: None for k in keys if any((h, *k) not in self._memo for h in names)}
+        if missing:
+            todo = list(missing)
+            want = sorted({h for k in todo for h in names if (h, *k) not in self._memo},
+                          key=lambda h: self.model.hook(h))
+            got = at_positions(self.model, [k[0] for k in todo], want, [list(k[1]) for k in todo],
+                               batch_tokens=self.batch_tokens, max_tokens=self.max_tokens, progress=self.progress)
+            self.tokens_read += sum(len(x) for x in _tokenize(self.model, [k[0] for k in todo], self.max_tokens).ids)
+            sizes = [len(k[1]) for k in todo]
+            for h in want:
+                for k, rows in zip(todo, torch.split(got[h], sizes)):
+                    self._memo[(h, *k)] = rows
+        width = self.model.d_model
+        return {h: torch.cat([self._memo[(h, *k)] for k in keys]) if keys else torch.empty(0, width)
+                for h in names}

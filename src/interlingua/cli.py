@@ -170,80 +170,150 @@ def cmd_concept_find(args) -> None:
         print(f"  saved to {args.out}")
 
 
+def _fmt_ci(ci) -> str:
+    return "" if not ci else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
 def _print_translation(tr) -> None:
     m = tr.metrics
+    st = m["shared_text"]
+    sources = ", ".join(f"{k} {v}" for k, v in st["per_source"].items())
     print(f"{m['concept']}: {m['source']} {m['source_hook']} → {m['target']} {m['target_hook']} "
-          f"(B layer chosen on held-out documents, R² {m['r2_val']}; {m['n_words']:,} aligned words)")
-    print(f"  AUROC test: source {m['auroc_source_test']}, native target {m['auroc_native_target']}, "
-          f"transferred {m['auroc_transfer_test']} → recovery {m['recovery_test']}")
-    print(f"  AUROC OOD:  source {m['auroc_source_ood']}, native target {m['auroc_native_target_ood']}, "
-          f"transferred {m['auroc_transfer_ood']} → recovery {m['recovery_ood']}")
-    print(f"  score correlation A vs translated B on test texts: {m['score_correlation_test']}")
-    print("  methods (A's readout carried by each; global maps are fitted on unlabeled words only):")
+          f"({'label-free' if m['label_free'] else 'with out-of-fold concept texts'} shared text: {sources} "
+          f"documents, {m['n_words']:,} aligned words)")
+    sel = m["selection"]
+    print(f"  B hook and λ chosen by cross-validated R² of A's score over {sel['folds']} folds of whole documents: "
+          f"{sel['hook_b']}, λ {sel['lam']:g} (R² {sel['cv_r2']}, a selection criterion)")
+    for split in ("test", "ood"):
+        r = m.get(split)
+        if not r:
+            continue
+        null = m.get(f"fidelity_{split}_null") or {}
+        p = f", null p {null['p_value']:.3g} over {null['draws']} draws" if null.get("p_value") is not None else ""
+        fid = r["fidelity"]
+        fid_text = (f"{_fmt(fid)}{_fmt_ci(r['fidelity_ci'])}{p}" if fid is not None
+                    else f"undefined ({r.get('fidelity_undefined')})")
+        print(f"  {split:<4} fidelity to A {fid_text}; rank correlation {_fmt(r['rank_correlation'])}")
+        rec = r.get("recovery")
+        rec_text = (f"{_fmt(rec)}{_fmt_ci(r.get('recovery_ci'))}" if rec is not None
+                    else f"undefined ({r.get('recovery_undefined', 'no native probe')})")
+        print(f"       label AUROC: A {_fmt(r['auroc_source'])}, translated B {_fmt(r['auroc'])}{_fmt_ci(r['auroc_ci'])}, "
+              f"B's own probe {_fmt(r.get('auroc_native_target'))}, bag of words {_fmt(r['auroc_bag_of_words'])} → "
+              f"recovery {rec_text}" + (f" ({r['recovery_note']})" if r.get("recovery_note") else ""))
+    print("  other methods (A's readout carried into B):")
     for name, r in m["methods"].items():
-        print(f"    {name:<18} AUROC test {r['auroc_test']} / OOD {r['auroc_ood']} → recovery "
-              f"{r['recovery_test']} / {r['recovery_ood']}")
+        if name == "readout_transfer":
+            continue
+        t, o = r.get("test") or {}, r.get("ood") or {}
+        print(f"    {name:<18} fidelity test {_fmt(t.get('fidelity'))} / OOD {_fmt(o.get('fidelity'))}; label AUROC "
+              f"{_fmt(t.get('auroc'))} / {_fmt(o.get('auroc'))}"
+              + (f"; held-out R² {r['r2_heldout']} vs linear {r['linear_r2_heldout']}" if "r2_heldout" in r else ""))
     rt = m["retrieval"]
     print(f"  direction retrieval: rank {rt['rank']} of {rt['k']} built-in concepts' native B directions "
           f"(chance top-1 {rt['chance_top1']}); cosine {rt['cosine_true']}; nearest "
           + ", ".join(f"{n} {c}" for n, c in rt["nearest"]))
-    ns = m["neuron_search"]
-    print(f"  neuron search, layer {ns['layer']} ({ns['n_units']} MLP neurons): best |corr| {ns['best_abs_corr']} "
-          f"(unit {ns['top'][0]['unit']}; null max band {ns['null_max_abs_corr_band']}), alone as a detector "
-          f"AUROC test {ns['best_unit_auroc_test']}")
-    if "sae_latent_search" in m:
-        ss = m["sae_latent_search"]
-        print(f"  SAE latent search at {ss['hook']} ({ss['n_units']} latents): best |corr| {ss['best_abs_corr']} "
-              f"(latent {ss['top'][0]['unit']}; null max band {ss['null_max_abs_corr_band']}), alone as a detector "
-              f"AUROC test {ss['best_unit_auroc_test']}")
+    for key, what in (("neuron_search", "MLP neurons"), ("sae_latent_search", "SAE latents")):
+        ns = m.get(key)
+        if not ns:
+            continue
+        if "skipped" in ns:
+            print(f"  {what}: skipped ({ns['skipped']})")
+            continue
+        print(f"  {what} ({ns['n_units']}): best |corr| {ns['best_abs_corr']} (unit {ns['top'][0]['unit']}; "
+              f"null p {ns['p_value']:.3g}), alone as a detector AUROC test {ns['best_unit_auroc_test']}")
     for name, c in tr.controls.items():
-        print(f"  control {name:<22} {'ok  ' if c['passed'] else 'FAIL'} value {c['value']} (band {c['band']}; "
-              f"must: {c['must']})")
-    print("  B layer sweep (held-out R² of A's score): "
-          + ", ".join(f"{r['hook_b']} {r['r2_val']}" for r in tr.layer_map))
+        if c["kind"] == "must_fail":
+            detail = f"{c['statistic']} {c['value']}, p {c['p_value']} over {c['draws']} null draws"
+        elif c["kind"] == "floor":
+            detail = f"floor {c['value']} vs real {c['real']}, difference CI {c['difference_ci']}"
+        else:
+            detail = f"{c['statistic']} {c['value']}"
+        print(f"  control {name:<20} {'ok  ' if c['passed'] else 'FAIL'} ({c['kind']}) {detail}")
+    print("  B layer sweep (cross-validated R² of A's score at its best λ): "
+          + ", ".join(f"{r['hook_b']} {r['cv_r2']}" for r in tr.layer_map))
     ck = m["cka_debiased_chosen_pair"]
-    print(f"  debiased CKA (standardised) {m['source_hook']} × {m['target_hook']}: {ck['value']} (shuffled-pairing null "
-          f"{ck['null_mean']}, band {ck['null_band']}, p {ck['p']})")
+    print(f"  debiased CKA {m['source_hook']} × {m['target_hook']}: {ck['value']} (document-permutation null p "
+          f"{ck['p_value']}, band {ck.get('band')})")
     hooks_b = list(dict.fromkeys(r["hook_b"] for r in tr.layer_pair_map))
     print("  layer-pair map, debiased CKA on standardised activations (A rows × B columns):")
     print("    " + " " * 16 + "".join(f"{h:>15}" for h in hooks_b))
     for ha in dict.fromkeys(r["hook_a"] for r in tr.layer_pair_map):
         vals = {r["hook_b"]: r["cka_debiased"] for r in tr.layer_pair_map if r["hook_a"] == ha}
         print(f"    {ha:<16}" + "".join(f"{vals[h]:>15.3f}" for h in hooks_b))
+    print(f"  {m['cost']['seconds']:.0f} s")
 
 
 def cmd_translate(args) -> None:
     from interlingua.concepts import Concept, find_concept, load_concept
     from interlingua.models import load_model
     from interlingua.sae import load_sae
-    from interlingua.translate import translate_concept
+    from interlingua.translate import TranslateConfig, translate_concept
 
+    controls = ("all",) if args.controls == "all" else tuple(c for c in args.controls.split(",") if c)
+    config = TranslateConfig(
+        layers_b=_layers(args.layers_b), corpus_docs=args.corpus_docs, concept_texts=args.concept_texts,
+        pos_weight=args.pos_weight, controls=controls, draws=args.draws, mlp=args.mlp, seed=args.seed,
+        progress=not args.json)
     dataset = load_concept(args.concept)
+    sae = load_sae(args.target_sae) if args.target_sae else None
     model_a = load_model(args.source, dtype=args.dtype)
     model_b = load_model(args.target, dtype=args.dtype)
     if args.source_concept:
         concept_a = Concept.load(args.source_concept, model=model_a)
     else:
-        concept_a = find_concept(model_a, dataset, layers=range(0, model_a.n_layers, 2), n_boot=200, n_null=8,
+        concept_a = find_concept(model_a, dataset, layers=range(1, model_a.n_layers, 3), n_boot=200, n_null=8,
                                  progress=not args.json)
-    controls = ("all",) if args.controls == "all" else tuple(c for c in args.controls.split(",") if c)
-    extra = []
-    if args.sampled_docs:
-        from interlingua.data.sampling import sample_texts
+    generated = []
+    if args.generate:
+        from interlingua.steer.generative import concept_texts
 
-        extra = sample_texts(model_a, args.sampled_docs, seed=args.seed, progress=not args.json)
-    tr = translate_concept(concept_a, model_a, model_b, dataset, n_corpus_docs=args.corpus_docs,
-                           pos_weight=args.pos_weight, controls=controls, progress=not args.json,
-                           extra_texts=extra, mlp=args.mlp,
-                           target_sae=load_sae(args.target_sae) if args.target_sae else None)
+        generated = concept_texts(model_a, concept_a, args.generate, seed=args.seed, description=dataset.description,
+                                  progress=not args.json)
+    tr = translate_concept(concept_a, model_a, model_b, dataset, config, generated=generated, target_sae=sae)
     if args.out:
         tr.save(args.out)
     if args.json:
-        return _print_json({**tr.metrics, "controls": tr.controls, "layer_map": tr.layer_map,
-                            "layer_pair_map": tr.layer_pair_map, "saved_to": args.out})
+        return _print_json({**tr.to_json(), "saved_to": args.out})
     _print_translation(tr)
     if args.out:
         print(f"  saved to {args.out}")
+
+
+def _layers(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise InterlinguaError(f"--layers-b takes comma-separated layer numbers, not {text!r}.") from None
+
+
+def _count(minimum: int):
+    """argparse type: a whole number ≥ ``minimum`` (checked before any model loads)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _positive(text: str) -> float:
+    """argparse type: a positive finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -333,31 +403,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "translate", help="carry a concept from model A into model B, with evidence and controls",
-        description="Find the concept in A (or load it with --source-concept), read A's concept score on aligned "
-                    "words of shared text (the concept's train texts, unlabelled, plus bundled-corpus documents "
-                    "and optionally text sampled from A), "
-                    "fit a B readout that reproduces that score, choose B's layer on held-out documents, and "
-                    "report AUROC on the concept's test/OOD texts against B's native concept (recovery), "
-                    "with controls.")
+        description="Find the concept in A (or load it with --source-concept) and read A's concept score on aligned "
+                    "words of shared text that carries no labels by default: bundled-corpus documents and, with "
+                    "--generate, text A writes itself (unsteered, steered toward and away from the concept, rewrites). "
+                    "A ridge readout on B is fitted to reproduce that score (B's layer and the ridge strength chosen "
+                    "by cross-validation over whole documents) and judged on the concept's test and OOD texts, which "
+                    "it never saw: fidelity to A's decisions first, then the labels and recovery against B's own "
+                    "probe (same layers), each with a paired bootstrap interval and the bag-of-words baseline. Every "
+                    "control is a test: must-fail controls give a p-value against 200 null draws; floors must be "
+                    "beaten by more than a bootstrap interval.")
     s.add_argument("--concept", required=True, help="built-in concept name or concept file")
     s.add_argument("--source", required=True, help="model A")
     s.add_argument("--target", required=True, help="model B")
     s.add_argument("--source-concept", help="a saved concept of A (directory) instead of finding it")
-    s.add_argument("--corpus-docs", type=int, default=60, help="bundled-corpus documents added to the shared text")
-    s.add_argument("--pos-weight", type=float, default=1.0,
+    s.add_argument("--corpus-docs", type=_count(0), default=60, help="bundled-corpus documents in the shared text")
+    s.add_argument("--generate", type=_count(0), default=0,
+                   help="also let A write this many texts (its generative mode for the concept) for the shared text")
+    s.add_argument("--concept-texts", action="store_true",
+                   help="also put the concept's train texts in the shared text, scored by A out-of-fold (the "
+                        "translation is then no longer label-free)")
+    s.add_argument("--layers-b", help="comma-separated resid_post layers of B to choose among (default: every "
+                                      "third and the last); B's own probe sweeps the same")
+    s.add_argument("--pos-weight", type=_positive, default=1.0,
                    help="weight of words A scores positive (cost of false negatives vs false positives)")
-    s.add_argument("--sampled-docs", type=int, default=0,
-                   help="also generate this many texts from model A (64 new tokens each) and add them to the "
-                        "shared text")
-    s.add_argument("--seed", type=int, default=0, help="seed for --sampled-docs")
+    s.add_argument("--draws", type=_count(1), default=200,
+                   help="draws of every null distribution (200 supports p <= 0.01)")
+    s.add_argument("--seed", type=int, default=0, help="seed for folds, nulls and --generate")
     s.add_argument("--mlp", action="store_true",
-                   help="also fit a small MLP readout (reported beside the linear one, with its held-out "
-                        "over-fitting check)")
+                   help="also fit a small MLP readout, judged against the linear one on documents neither saw")
     s.add_argument("--target-sae", help="an SAE trained on model B (SAELens layout directory): its latents join "
                         "the unit search")
-    s.add_argument("--controls", default="shuffled_pairing,label_shuffle,synthetic_pair",
-                   help="comma-separated controls, or 'all' (adds off_by_one, random_init_target, "
-                        "lexical_only_target, self_translation)")
+    s.add_argument("--controls", default="shuffled_pairing,label_shuffle,synthetic_target",
+                   help="comma-separated controls, or 'all' (adds off_by_one, random_init_target, lexical_only_target)")
     s.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     s.add_argument("--out", help="save source and translated concepts and translation.json here")
     s.add_argument("--json", action="store_true")

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from interlingua.activations import at_positions
+from interlingua.activations import Reader
 from interlingua.concepts.concept import Concept
 from interlingua.concepts.dataset import ConceptDataset, SplitData
 from interlingua.concepts.methods import (
@@ -27,6 +27,7 @@ from interlingua.concepts.methods import (
     Readout,
     diff_of_means,
     logistic_probe,
+    logistic_probes,
     pca_of_differences,
     random_readout,
     standardiser,
@@ -52,6 +53,17 @@ def fit(method: str, x: torch.Tensor, data: SplitData, *, pca_center: bool = Fal
         pos, neg = paired_rows(data, seed)
         return pca_of_differences(x[pos], x[neg], center=pca_center)
     raise InterlinguaError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}.")
+
+
+def fit_many(method: str, x: torch.Tensor, datas: Sequence[SplitData], *, pca_center: bool = False,
+             l2: float = 1e-2, seed: int = 0) -> list[Readout]:
+    """:func:`fit` on the same activations for several labellings (e.g. the shuffled labels of a
+    null distribution); logistic probes are fitted in one joint solve."""
+    if method != "logistic":
+        return [fit(method, x, d, pca_center=pca_center, l2=l2, seed=seed) for d in datas]
+    labels = torch.stack([d.labels for d in datas], 1)
+    weight, bias = logistic_probes(x, labels, l2=l2)
+    return [Readout(weight=weight[:, j].contiguous(), bias=float(bias[j])) for j in range(len(datas))]
 
 
 def paired_rows(data: SplitData, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,11 +154,14 @@ def find_concept(
     n_null: int = 20,
     batch_tokens: int = 4096,
     progress: bool = False,
+    reader: Reader | None = None,
 ) -> Concept:
     """Find ``dataset``'s concept in ``model``; the result carries its metrics and layer sweep.
 
     ``hook`` fixes the hook point; otherwise ``resid_post`` of every layer in ``layers``
     (default: all) is swept and the layer with the best validation AUROC for ``method`` wins.
+    A ``reader`` (:class:`~interlingua.activations.Reader` of ``model``) serves and keeps the
+    activations, so that later steps need not read the concept's texts again.
     """
     from interlingua import __version__
 
@@ -174,7 +189,11 @@ def find_concept(
         splits = {s: per[s][1] for s in splits}
     else:
         positions = None
-    acts = at_positions(model, texts, hooks, positions, batch_tokens=batch_tokens, progress=progress)
+    if reader is None:
+        reader = Reader(model, batch_tokens=batch_tokens, progress=progress)
+    elif reader.model is not model:
+        raise InterlinguaError(f"the reader given reads {reader.model.name}, not {model.name}.")
+    acts = reader.read(texts, hooks, positions)
     bounds, at = {}, 0
     for s, d in splits.items():
         bounds[s] = (at, at + len(d))

@@ -62,25 +62,39 @@ def logistic_probe(x: torch.Tensor, y: torch.Tensor, *, l2: float = 1e-2, max_it
     weights, averaged loss, so ``l2`` means the same for any number of examples.
     """
     _split(x, y)
+    weight, bias = logistic_probes(x, y[:, None], l2=l2, max_iter=max_iter)
+    return Readout(weight=weight[:, 0].contiguous(), bias=float(bias[0]))
+
+
+def logistic_probes(x: torch.Tensor, y: torch.Tensor, *, l2: float = 1e-2, max_iter: int = 200
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`logistic_probe` for every column of ``y`` [n, k] at once: ``(weight [d, k], bias [k])``.
+
+    The k problems are independent and their losses are summed, so one L-BFGS run over all
+    weights reaches each problem's own optimum (used for the hundreds of label-shuffled probes
+    of a null distribution).
+    """
     x = x.float()
     mean, std = standardiser(x)
     z = (x - mean) / std
     t = y.float()
-    w = torch.zeros(z.shape[1], requires_grad=True)
-    b = torch.zeros((), requires_grad=True)
+    k = t.shape[1]
+    w = torch.zeros(z.shape[1], k, requires_grad=True)
+    b = torch.zeros(k, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, tolerance_grad=1e-7,
                             tolerance_change=1e-10, history_size=20, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, t) + l2 * (w @ w) / 2
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, t, reduction="sum") / len(z) \
+            + l2 * (w * w).sum() / 2
         loss.backward()
         return loss
 
     with torch.enable_grad():
         opt.step(closure)
-    w_raw = (w.detach() / std)
-    return Readout(weight=w_raw, bias=float(b.detach() - (mean * w_raw).sum()))
+    w_raw = w.detach() / std[:, None]
+    return w_raw, b.detach() - mean @ w_raw
 
 
 def pca_of_differences(pos: torch.Tensor, neg: torch.Tensor, *, center: bool) -> Readout:

@@ -278,7 +278,7 @@ def _cmd_causal(args) -> None:
                 if half:
                     extra += steered_texts(model_a, concept_a, half, strength=args.steered_strength, toward=False,
                                            seed=args.seed + 1, progress=progress)
-            tr = translate_concept(concept_a, model_a, model_b, dataset, n_corpus_docs=args.corpus_docs,
+            tr = translate_concept(concept_a, model_a, model_b, dataset, corpus_docs=args.corpus_docs,
                                    extra_texts=extra, progress=progress)
             if args.out:  # reusable with --translation, which skips the slow part
                 tr.save(Path(args.out) / f"translation-{dataset.name}")

@@ -2,11 +2,21 @@
 
 Least squares on A's score (the concept's logit) has its optimum at that score, so a B
 readout fitted this way reproduces A's concept wherever B's activations can express it.
-Optional sample weights make errors on words A scores positive (false negatives) cost more or
+Optional row weights make errors on words A scores positive (false negatives) cost more or
 less than errors on the rest (false positives), without moving that optimum.
+
+:func:`select_ridge` is the primary method: B's hook and the ridge strength λ are chosen
+together by cross-validated R² of A's score over folds of whole *documents* (so neighbouring
+words of one text never sit on both sides), then the readout is refitted on all rows. It
+solves many targets at once (one eigendecomposition per hook and fold serves every λ and
+every target column), which is what makes null distributions of hundreds of draws cheap:
+each draw re-runs the whole selection, exactly as the real readout did.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -14,10 +24,12 @@ from interlingua.concepts.methods import Readout
 from interlingua.errors import InterlinguaError
 from interlingua.similarity import r2_score, ridge_fit, standardise
 
+LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # λ·n‖c‖² on standardised B activations
+
 
 def transfer_readouts(xb: torch.Tensor, scores: torch.Tensor, *, lam: float = 1e-2,
                       weights: torch.Tensor | None = None) -> list[Readout]:
-    """One B readout per column of ``scores`` [n, k], all from a single solve.
+    """One B readout per column of ``scores`` [n, k] at a fixed λ, all from a single solve.
 
     Ridge on standardised B activations (λ scaled by n, as in :func:`ridge_fit`), returned in
     B's raw coordinates: ``readout(x_b) = x_b · weight + bias``.
@@ -28,16 +40,204 @@ def transfer_readouts(xb: torch.Tensor, scores: torch.Tensor, *, lam: float = 1e
             for j in range(coef.shape[1])]
 
 
-def fit_transfer(
-    xb: torch.Tensor, score_a: torch.Tensor, *, lam: float = 1e-2, pos_weight: float = 1.0,
-) -> Readout:
-    """Weighted ridge regression of A's score on standardised B activations, in B's raw space.
+def fit_transfer(xb: torch.Tensor, score_a: torch.Tensor, *, lam: float = 1e-2, pos_weight: float = 1.0) -> Readout:
+    """Weighted ridge regression of A's score on standardised B activations at a fixed λ."""
+    return transfer_readouts(xb, score_a, lam=lam, weights=cost_weights(score_a, pos_weight))[0]
 
-    Minimises Σ wᵢ (sᵢ − zᵢ·c − b)² + λ n ‖c‖², with wᵢ = ``pos_weight`` where A's score
-    sᵢ > 0 and 1 elsewhere, z the standardised activations.
+
+def cost_weights(score_a: torch.Tensor, pos_weight: float) -> torch.Tensor | None:
+    """Row weights: ``pos_weight`` where A's score is positive, 1 elsewhere (None when all are 1)."""
+    if pos_weight == 1.0:
+        return None
+    if not (pos_weight > 0 and pos_weight < float("inf")):
+        raise InterlinguaError(f"pos_weight must be a positive finite number, not {pos_weight}.")
+    return torch.where(score_a > 0, float(pos_weight), 1.0).double()
+
+
+def document_folds(groups: torch.Tensor, folds: int, seed: int = 0) -> torch.Tensor:
+    """Fold id of every row: whole groups (documents) assigned to folds at random, seeded."""
+    ids, inverse = torch.unique(groups, return_inverse=True)
+    if len(ids) < folds:
+        raise InterlinguaError(f"cross-validation over documents needs at least {folds} documents; the shared "
+                               f"text has {len(ids)}. Give more text.")
+    order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))
+    fold_of = torch.empty(len(ids), dtype=torch.long)
+    fold_of[order] = torch.arange(len(ids)) % folds
+    return fold_of[inverse]
+
+
+@dataclass
+class RidgeSelection:
+    """Readouts for many targets, each with its chosen hook and λ.
+
+    ``weight[:, j]`` and ``bias[j]`` are target ``j``'s readout in B's raw coordinates at hook
+    ``hooks[hook_index[j]]``; ``cv_r2[h, l, j]`` the cross-validated R² that chose it (the
+    selection criterion, a maximum over candidates: not a held-out estimate).
     """
-    weights = None if pos_weight == 1.0 else torch.where(score_a > 0, float(pos_weight), 1.0).double()
-    return transfer_readouts(xb, score_a, lam=lam, weights=weights)[0]
+
+    hooks: list[str]
+    lams: tuple[float, ...]
+    hook_index: torch.Tensor  # [k] long
+    lam_index: torch.Tensor  # [k] long
+    weight: torch.Tensor  # [d, k] float32
+    bias: torch.Tensor  # [k] float64
+    cv_r2: torch.Tensor  # [n_hooks, n_lams, k]
+
+    def __len__(self) -> int:
+        return int(self.hook_index.shape[0])
+
+    def readout(self, j: int = 0) -> Readout:
+        return Readout(weight=self.weight[:, j].contiguous(), bias=float(self.bias[j]))
+
+    def hook(self, j: int = 0) -> str:
+        return self.hooks[int(self.hook_index[j])]
+
+    def lam(self, j: int = 0) -> float:
+        return self.lams[int(self.lam_index[j])]
+
+    def scores(self, xs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Every target's readout applied to rows of B at its own hook: ``[rows, k]``."""
+        n = next(iter(xs.values())).shape[0]
+        out = torch.empty(n, len(self), dtype=torch.float64)
+        for h, name in enumerate(self.hooks):
+            cols = (self.hook_index == h).nonzero().squeeze(1)
+            if len(cols):
+                out[:, cols] = xs[name].double() @ self.weight[:, cols].double() + self.bias[cols]
+        return out
+
+
+class RidgeCV:
+    """B's side of a readout selection, prepared once for any number of targets.
+
+    ``xb[hook]`` [n, d] are B's activations at the aligned words and ``groups`` [n] the document
+    of every row; ``weights`` [n] optional row weights shared by every target. Each hook's
+    activations are standardised on all rows (a dimension's mean and scale carry no target
+    information) and, per fold of whole documents, the training Gram matrix is
+    eigendecomposed here, once: the expensive part (n·d² per hook) does not depend on the
+    target, so :meth:`select` costs only n·d·k per hook for k target columns, whatever the
+    number of λs. That is what makes nulls of hundreds of draws cheap while each draw re-runs
+    the whole selection, exactly as the real readout did.
+    """
+
+    def __init__(self, xb: dict[str, torch.Tensor], groups: torch.Tensor, *, lams: Sequence[float] = LAMBDAS,
+                 folds: int = 5, weights: torch.Tensor | None = None, seed: int = 0):
+        self.hooks = list(xb)
+        if not self.hooks:
+            raise InterlinguaError("no hook of B to fit a readout at.")
+        self.lams = tuple(float(x) for x in lams)
+        self.n = int(next(iter(xb.values())).shape[0])
+        self.fold = document_folds(groups, folds, seed)
+        self.folds = folds
+        self.w = torch.ones(self.n) if weights is None else (weights / weights.mean()).float()
+        self._hooks = []
+        for name in self.hooks:
+            x = xb[name]
+            if x.shape[0] != self.n:
+                raise InterlinguaError(f"{x.shape[0]} rows of B at {name}, {self.n} at {self.hooks[0]}.")
+            if not torch.isfinite(x).all():
+                raise InterlinguaError(f"B's activations at {name} contain NaN or inf; check the model's dtype "
+                                       "and weights.")
+            mean, std = x.double().mean(0), x.double().std(0)
+            std = std.clamp_min(1e-6 * float(std.max().clamp_min(1e-12)))
+            z = ((x.double() - mean) / std).float()
+            parts = []
+            for f in range(folds):
+                rows = self.fold == f
+                wz = z[rows] * self.w[rows][:, None]
+                parts.append((self.w[rows].double().sum(), wz.double().sum(0), (wz.T @ z[rows]).double()))
+            whole = tuple(sum(p[i] for p in parts) for i in range(3))
+            per_fold = []
+            for part in parts:
+                train = tuple(a - b for a, b in zip(whole, part))
+                mz = train[1] / train[0]
+                e, v = _eig(_gram(train, mz))
+                per_fold.append((mz, e, v, v.T @ _gram(part, mz) @ v))
+            mz = whole[1] / whole[0]
+            self._hooks.append({"mean": mean, "std": std, "z": z, "parts": parts, "whole": whole,
+                                "folds": per_fold, "all": (mz, *_eig(_gram(whole, mz)))})
+
+    def select(self, targets: torch.Tensor) -> RidgeSelection:
+        """Choose (hook, λ) per column of ``targets`` ([n] or [n, k]) by cross-validated R², refit on all rows."""
+        y = targets.float()
+        if y.dim() == 1:
+            y = y[:, None]
+        if y.shape[0] != self.n:
+            raise InterlinguaError(f"{y.shape[0]} targets for {self.n} rows of B.")
+        if not torch.isfinite(y).all():
+            raise InterlinguaError("A's concept score is not finite on some aligned words (NaN/inf activations?).")
+        k = y.shape[1]
+        yd, wd = y.double(), self.w.double()
+        sst = (wd[:, None] * (yd - (wd[:, None] * yd).sum(0) / wd.sum()) ** 2).sum(0).clamp_min(1e-300)
+        wy = [((wd[self.fold == f][:, None] * yd[self.fold == f]).sum(0),
+               (wd[self.fold == f][:, None] * yd[self.fold == f] ** 2).sum(0)) for f in range(self.folds)]
+        sy_all = sum(a for a, _ in wy)
+        sse = torch.zeros(len(self.hooks), len(self.lams), k, dtype=torch.float64)
+        cross_all = []
+        for h, hk in enumerate(self._hooks):
+            z = hk["z"]
+            szy_parts = [((z[self.fold == f] * self.w[self.fold == f][:, None]).T @ y[self.fold == f]).double()
+                         for f in range(self.folds)]
+            szy_all = sum(szy_parts)
+            cross_all.append(szy_all)
+            for f, (mz, e, v, g) in enumerate(hk["folds"]):
+                part = hk["parts"][f]
+                sw_t = hk["whole"][0] - part[0]
+                sy_t = sy_all - wy[f][0]
+                my = sy_t / sw_t
+                rhs = v.T @ _cross((sw_t, hk["whole"][1] - part[1], sy_t, szy_all - szy_parts[f]), mz, my)
+                q = v.T @ _cross((part[0], part[1], wy[f][0], szy_parts[f]), mz, my)
+                base = part[0] * my ** 2 - 2 * my * wy[f][0] + wy[f][1]
+                for li, lam in enumerate(self.lams):
+                    c = rhs / (e + lam * float(sw_t))[:, None]
+                    sse[h, li] += base - 2 * (q * c).sum(0) + (c * (g @ c)).sum(0)
+        cv_r2 = 1 - sse / sst
+        best = cv_r2.reshape(len(self.hooks) * len(self.lams), k).argmax(0)
+        hook_index, lam_index = best // len(self.lams), best % len(self.lams)
+        d = self._hooks[0]["z"].shape[1]
+        weight = torch.empty(d, k, dtype=torch.float32)
+        bias = torch.empty(k, dtype=torch.float64)
+        my_all = sy_all / wd.sum()
+        for h, hk in enumerate(self._hooks):
+            cols_h = (hook_index == h).nonzero().squeeze(1)
+            if not len(cols_h):
+                continue
+            mz, e, v = hk["all"]
+            sw = hk["whole"][0]
+            rhs = v.T @ _cross((sw, hk["whole"][1], sy_all, cross_all[h]), mz, my_all)
+            for li, lam in enumerate(self.lams):
+                cols = cols_h[lam_index[cols_h] == li]
+                if not len(cols):
+                    continue
+                c = v @ (rhs[:, cols] / (e + lam * float(sw))[:, None])  # standardised coordinates
+                weight[:, cols] = (c / hk["std"][:, None]).float()
+                bias[cols] = my_all[cols] - (hk["mean"] / hk["std"] + mz) @ c
+        return RidgeSelection(hooks=self.hooks, lams=self.lams, hook_index=hook_index, lam_index=lam_index,
+                              weight=weight, bias=bias, cv_r2=cv_r2)
+
+
+def _gram(m: tuple[torch.Tensor, ...], mz: torch.Tensor) -> torch.Tensor:
+    """Σw (z − mz)(z − mz)ᵀ from the moments (Σw, Σw z, Σw z zᵀ) of some rows."""
+    sw, sz, szz = m
+    return szz - torch.outer(sz, mz) - torch.outer(mz, sz) + sw * torch.outer(mz, mz)
+
+
+def _cross(m: tuple[torch.Tensor, ...], mz: torch.Tensor, my: torch.Tensor) -> torch.Tensor:
+    """Σw (z − mz)(y − my)ᵀ from the moments (Σw, Σw z, Σw y, Σw z yᵀ) of some rows."""
+    sw, sz, sy, szy = m
+    return szy - torch.outer(sz, my) - torch.outer(mz, sy) + sw * torch.outer(mz, my)
+
+
+def _eig(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    e, v = torch.linalg.eigh((gram + gram.T) / 2)
+    return e.clamp_min(0), v
+
+
+def select_ridge(xb: dict[str, torch.Tensor], targets: torch.Tensor, groups: torch.Tensor, *,
+                 lams: Sequence[float] = LAMBDAS, folds: int = 5, weights: torch.Tensor | None = None,
+                 seed: int = 0) -> RidgeSelection:
+    """Choose (hook, λ) per target column by document-grouped cross-validated R², then refit on
+    all rows (see :class:`RidgeCV`; this is ``RidgeCV(...).select(targets)``)."""
+    return RidgeCV(xb, groups, lams=lams, folds=folds, weights=weights, seed=seed).select(targets)
 
 
 class MLPReadout(torch.nn.Module):
@@ -58,38 +258,41 @@ class MLPReadout(torch.nn.Module):
             return super().__call__(x)
 
 
-def fit_mlp_transfer(xb: torch.Tensor, score_a: torch.Tensor, groups: torch.Tensor, *, hidden: int = 64,
-                     weight_decay: float = 1e-2, steps: int = 400, val_every: int = 5, seed: int = 0,
-                     lam: float = 1e-2) -> tuple[MLPReadout, dict]:
-    """An MLP readout of A's score on B, with the over-fitting check done on held-out documents.
+def fit_mlp_transfer(xb: torch.Tensor, score_a: torch.Tensor, groups: torch.Tensor, *, lam: float,
+                     hidden: int = 64, weight_decay: float = 1e-2, max_steps: int = 400, seed: int = 0
+                     ) -> tuple[MLPReadout, dict]:
+    """An MLP readout of A's score on B, judged against the linear readout on documents neither saw.
 
-    Trained full-batch with AdamW on all groups except every ``val_every``-th; the weights of
-    the step with the best held-out R² are kept. The report compares train and held-out R² with
-    the linear transfer's held-out R² on the same split: a non-linear readout earns its place
-    only if it beats the linear one on held-out documents without a large train/held-out gap.
+    Documents are split three ways (seeded, whole documents): the MLP trains on ``fit`` and
+    stops early on ``stop`` (its best step there); the linear readout (ridge at ``lam``) fits
+    on ``fit`` + ``stop``; both are then compared on ``compare``, which no choice touched, so
+    ``beats_linear`` and ``overfit`` are honest. The returned MLP is the early-stopped one.
     """
-    val = (groups % val_every) == 0
-    if val.all() or not val.any():
-        raise InterlinguaError("the MLP readout needs text from at least two documents per fold; give more text.")
-    _, mean, std = standardise(xb[~val])
+    fold = document_folds(groups, 5, seed)
+    stop, compare = fold == 0, fold == 1
+    fit = ~(stop | compare)
+    _, mean, std = standardise(xb[fit])
     model = MLPReadout(mean, std, hidden, seed)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=weight_decay)
     y = score_a.float()
-    best, best_state = -float("inf"), None
-    for _ in range(steps):
+    best, best_state, best_step = -float("inf"), None, 0
+    for step in range(max_steps):
         with torch.enable_grad():
             opt.zero_grad()
-            loss = torch.nn.functional.mse_loss(model.forward(xb[~val]), y[~val])
+            loss = torch.nn.functional.mse_loss(model.forward(xb[fit]), y[fit])
             loss.backward()
             opt.step()
-        r2 = r2_score(y[val], model(xb[val]))
+        r2 = r2_score(y[stop], model(xb[stop]))
         if r2 > best:
-            best, best_state = r2, {k: v.clone() for k, v in model.state_dict().items()}
+            best, best_state, best_step = r2, {k: v.clone() for k, v in model.state_dict().items()}, step + 1
     model.load_state_dict(best_state)
-    linear = fit_transfer(xb[~val], score_a[~val], lam=lam)
-    r2_train = r2_score(y[~val], model(xb[~val]))
-    report = {"r2_train": round(r2_train, 4), "r2_val": round(best, 4),
-              "linear_r2_val": round(r2_score(y[val], linear(xb[val])), 4), "hidden": hidden}
-    report["overfit"] = r2_train - best > 0.1
-    report["beats_linear"] = best > report["linear_r2_val"]
+    linear = fit_transfer(xb[fit | stop], score_a[fit | stop], lam=lam)
+    r2_compare = r2_score(y[compare], model(xb[compare]))
+    report = {"r2_train": round(r2_score(y[fit], model(xb[fit])), 4), "r2_early_stop": round(best, 4),
+              "r2_heldout": round(r2_compare, 4),
+              "linear_r2_heldout": round(r2_score(y[compare], linear(xb[compare])), 4),
+              "steps": best_step, "hidden": hidden,
+              "held_out": "documents used for neither training, early stopping nor the linear fit"}
+    report["overfit"] = report["r2_train"] - r2_compare > 0.1
+    report["beats_linear"] = r2_compare > report["linear_r2_heldout"]
     return model, report

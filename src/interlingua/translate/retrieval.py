@@ -15,39 +15,30 @@ from collections.abc import Sequence
 
 import torch
 
-from interlingua.activations import at_positions
+from interlingua.activations import Reader
 from interlingua.concepts.dataset import ConceptDataset, builtin_names, load_concept
 from interlingua.concepts.find import paired_rows
 from interlingua.concepts.methods import Readout
-from interlingua.models.loaded import LoadedModel
 
 
 def builtin_datasets() -> dict[str, ConceptDataset]:
     return {n: load_concept(n) for n in builtin_names()}
 
 
-def native_directions(model: LoadedModel, hooks: Sequence[str], datasets: dict[str, ConceptDataset], *,
-                      n_pairs: int = 20) -> dict[str, dict[str, torch.Tensor]]:
-    """``{hook: {concept: mean(positive) − mean(negative)}}`` of last-token activations, from
-    ``n_pairs`` train pairs per concept. Memoised on the model; whatever is missing is read in
-    one pass that captures every requested hook (K·2·n_pairs short texts)."""
-    memo = model.info.setdefault("native_directions", {})
-    key = {(h, n): (h, ds.digest, n_pairs, str(model.dtype)) for h in hooks for n, ds in datasets.items()}
-    missing = [n for n in datasets if any(key[h, n] not in memo for h in hooks)]
-    if missing:
-        texts, spans = [], []
-        for name in missing:
-            train = datasets[name].split("train")
-            pos, neg = paired_rows(train)
-            pos, neg = pos[:n_pairs].tolist(), neg[:n_pairs].tolist()
-            spans.append((len(texts), len(pos)))
-            texts += [train.texts[i] for i in pos + neg]
-        read = at_positions(model, texts, list(hooks))
-        for h in hooks:
-            x = read[h].double()
-            for name, (start, n) in zip(missing, spans):
-                memo[key[h, name]] = x[start:start + n].mean(0) - x[start + n:start + 2 * n].mean(0)
-    return {h: {n: memo[key[h, n]] for n in datasets} for h in hooks}
+def native_directions(reader: Reader, hook: str, hooks_read: Sequence[str], datasets: dict[str, ConceptDataset], *,
+                      n_pairs: int = 20) -> dict[str, torch.Tensor]:
+    """``{concept: mean(positive) − mean(negative)}`` of last-token activations at ``hook``, from
+    ``n_pairs`` train pairs per concept (K·2·n_pairs short texts). The texts are read at every hook
+    of ``hooks_read`` in that one pass, so the reader serves later calls at other hooks."""
+    texts, spans = [], []
+    for name, ds in datasets.items():
+        train = ds.split("train")
+        pos, neg = paired_rows(train)
+        pos, neg = pos[:n_pairs].tolist(), neg[:n_pairs].tolist()
+        spans.append((name, len(texts), len(pos)))
+        texts += [train.texts[i] for i in pos + neg]
+    x = reader.read(texts, sorted(set(hooks_read) | {hook}, key=reader.model.hook))[hook].double()
+    return {name: x[start:start + n].mean(0) - x[start + n:start + 2 * n].mean(0) for name, start, n in spans}
 
 
 def standardised_cosine(readout_weight: torch.Tensor, mean_difference: torch.Tensor, std: torch.Tensor) -> float:

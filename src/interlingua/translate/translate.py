@@ -1,62 +1,88 @@
 """Translate a concept from model A to model B by readout transfer, with its evidence.
 
-1. Shared text (the concept's training texts, unlabelled, plus bundled-corpus documents) is
-   read by both models at aligned words (:mod:`interlingua.align`).
-2. A's concept scores every word; for each candidate B layer a readout is fitted on B's
-   activations to reproduce that score (:func:`~interlingua.translate.readout.fit_transfer`).
-   The B layer is chosen on held-out *documents* of the shared text (R² of A's score).
-3. The translated readout is evaluated on the concept's labelled ``test`` and ``ood`` texts:
-   AUROC against the labels, and recovery r = (AUROC_transfer − 0.5) / (AUROC_native_B − 0.5),
-   where native B is the concept found directly in B from the labels (the best standardised
-   probe over a layer sweep). Where native B is near chance the ratio is undefined.
-4. Beside the primary method, the same evaluation for A's readout carried through global maps
-   fitted on unlabeled words only (:mod:`~interlingua.translate.maps`), the rank of the
-   translated direction among all built-in concepts' native B directions
-   (:mod:`~interlingua.translate.retrieval`), and B's MLP neurons ranked against A's score
-   (:mod:`~interlingua.translate.units`).
+The steps of :func:`translate_concept`:
+
+1. **Shared text** (:mod:`~interlingua.translate.shared_text`): corpus openings and A's own
+   generations by default, no labelled text; the concept's train texts only on request, scored
+   by A out-of-fold (:func:`source_scores`).
+2. **Paired reading** (:mod:`~interlingua.translate.pairs`): both models at every aligned word,
+   each text read once per model (readers memoise, so no later step reads it again).
+3. **Readout** (:mod:`~interlingua.translate.readout`): a ridge readout on B whose optimum is
+   A's score; B's hook and λ chosen together by cross-validation over whole documents of the
+   shared text.
+4. **Evaluation** (:mod:`~interlingua.translate.evaluate`) on the concept's test and OOD texts,
+   which no step above saw: fidelity to A first, then the labels, recovery against B's own
+   probe (found on the same layers), paired bootstrap intervals, the bag-of-words baseline.
+5. **Controls** (:mod:`~interlingua.translate.controls`), each a test that can fail, and
+   **evidence** (:mod:`~interlingua.translate.evidence`): a label-free global map, direction
+   retrieval, unit search and the layer-pair CKA map, each against a null.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from interlingua import _io
-from interlingua.activations import at_positions
+from interlingua.activations import Reader
 from interlingua.concepts.concept import Concept
-from interlingua.concepts.dataset import ConceptDataset
-from interlingua.concepts.find import find_concept
-from interlingua.concepts.methods import Readout, standardiser
-from interlingua.data.corpus import load_corpus
+from interlingua.concepts.dataset import ConceptDataset, SplitData
+from interlingua.concepts.find import find_concept, fit_many
+from interlingua.concepts.methods import METHODS, standardiser
 from interlingua.errors import InterlinguaError
-from interlingua.metrics import auroc
 from interlingua.models.loaded import LoadedModel
-from interlingua.similarity import r2_score, standardise
+from interlingua.translate.controls import DEFAULT_CONTROLS, ControlContext, check_names, read_floor_factory, run_controls
+from interlingua.translate.evaluate import MIN_NATIVE_GAP, EvalSplit, recovery
 from interlingua.translate.pairs import WordPairs, paired_words
-from interlingua.translate.readout import fit_mlp_transfer, fit_transfer
+from interlingua.translate.readout import LAMBDAS, RidgeCV, cost_weights, document_folds, fit_mlp_transfer
+from interlingua.translate.shared_text import CONCEPT_TRAIN, SharedText, build_shared_text
 
-MIN_NATIVE_GAP = 0.05  # native AUROC within this of 0.5: recovery is undefined
-
-
-def recovery(auroc_transfer: float | None, auroc_native: float | None) -> float | None:
-    """(AUROC_transfer − 0.5) / (AUROC_native − 0.5); None where native is near chance."""
-    if auroc_transfer is None or auroc_native is None or auroc_native - 0.5 < MIN_NATIVE_GAP:
-        return None
-    return round((auroc_transfer - 0.5) / (auroc_native - 0.5), 4)
+__all__ = ["TranslateConfig", "Translation", "recovery", "source_scores", "translate_concept"]
 
 
-def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
-    return float((a @ b) / (a.norm() * b.norm()).clamp_min(1e-300))
+@dataclass(frozen=True)
+class TranslateConfig:
+    """How a translation is made (one object instead of many keyword arguments)."""
 
+    layers_b: tuple[int, ...] | None = None
+    """resid_post layers of B to choose among; native B sweeps the same ones (default: every third and the last)."""
+    corpus_docs: int = 60
+    """bundled-corpus documents (openings of 600 characters) in the shared text."""
+    concept_texts: bool = False
+    """also put the concept's train texts in the shared text, scored by A out-of-fold (then not label-free)."""
+    lams: tuple[float, ...] = LAMBDAS
+    """ridge strengths to choose among (λ·n·‖c‖² on standardised B activations)."""
+    folds: int = 5
+    """folds of whole documents for choosing B's hook and λ (and for cross-fitting A on concept texts)."""
+    pos_weight: float = 1.0
+    """cost of errors on words A scores positive relative to the others (the optimum stays A's score)."""
+    controls: tuple[str, ...] = DEFAULT_CONTROLS
+    """controls to run (``("all",)`` for every registered one)."""
+    draws: int = 200
+    """draws of every null distribution (≥ 200 supports p ≤ 0.01)."""
+    n_boot: int = 1000
+    """bootstrap resamples (whole pairs) for every interval."""
+    mlp: bool = False
+    """also fit a small MLP readout, judged against the linear one on documents neither saw."""
+    neuron_words: int = 4000
+    """aligned words (the first documents' ones) on which B's MLP neurons are searched."""
+    seed: int = 0
+    progress: bool = False
 
-def shared_texts(dataset: ConceptDataset, n_corpus_docs: int, max_chars: int = 600) -> list[str]:
-    """The concept's train texts (labels unused) and the openings of corpus train documents."""
-    docs = [d[:max_chars] for d in load_corpus("train", max_docs=n_corpus_docs)]
-    return dataset.split("train").texts + docs
+    def __post_init__(self):
+        for name in ("corpus_docs", "folds", "draws", "n_boot", "neuron_words"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (2 if name == "folds" else 0):
+                raise InterlinguaError(f"{name} must be a whole number ≥ {2 if name == 'folds' else 0}, not {value!r}.")
+        if not all(lam > 0 and lam < float("inf") for lam in self.lams) or not self.lams:
+            raise InterlinguaError(f"ridge strengths must be positive and finite, not {self.lams}.")
+        if not (self.pos_weight > 0 and self.pos_weight < float("inf")):
+            raise InterlinguaError(f"pos_weight must be a positive finite number, not {self.pos_weight}.")
+        check_names(self.controls)
 
 
 @dataclass
@@ -79,58 +105,82 @@ class Translation:
                                                          "layer_pair_map": self.layer_pair_map})
         return directory
 
-
-def split_activations(model: LoadedModel, hook: str, dataset: ConceptDataset, split: str) -> torch.Tensor:
-    """Last-token activations of a concept split, memoised on the model (controls score many
-    readouts on the same texts); the memo dies with the model, so it can never go stale."""
-    memo = model.info.setdefault("split_activations", {})
-    key = (hook, dataset.digest, split, str(model.dtype))
-    if key not in memo:
-        memo[key] = at_positions(model, dataset.split(split).texts, hook)[hook]
-    return memo[key]
+    def to_json(self) -> dict:
+        """Everything the CLI's ``--json`` prints: the metrics, controls and maps."""
+        return {**self.metrics, "controls": self.controls, "layer_map": self.layer_map,
+                "layer_pair_map": self.layer_pair_map}
 
 
-def evaluate_readout(model_b: LoadedModel, hook_b: str, readout: Callable[[torch.Tensor], torch.Tensor],
-                     dataset: ConceptDataset) -> dict:
-    """AUROC of a B readout against the concept's labels on test and OOD (last token)."""
-    out = {}
-    for s in ("test", "ood"):
-        if s in dataset.splits:
-            out[s] = round(auroc(readout(split_activations(model_b, hook_b, dataset, s)), dataset.split(s).labels), 4)
-        else:
-            out[s] = None
-    return out
+def default_layers(model: LoadedModel) -> tuple[int, ...]:
+    return tuple(sorted(set(range(1, model.n_layers, 3)) | {model.n_layers - 1}))
 
 
-def _z(x: torch.Tensor) -> torch.Tensor:
-    return standardise(x)[0]
+def _refit_args(concept: Concept) -> dict:
+    if concept.method not in METHODS:
+        raise InterlinguaError(
+            f"concept '{concept.name}' ({concept.method}) cannot be refitted in {concept.model_name}, which the "
+            f"label-shuffle control and out-of-fold scoring of concept texts need; use a concept found by one of "
+            f"{', '.join(METHODS)}, or run without those.")
+    prov = concept.provenance
+    return {"method": concept.method, "l2": prov.get("l2", 1e-2), "pca_center": prov.get("pca_center", False)}
 
 
-def layer_pair_map(pairs: WordPairs, hooks_a: Sequence[str], hooks_b: Sequence[str], *, n: int = 1000,
-                   seed: int = 0) -> list[dict]:
-    """Debiased CKA between every A hook and every B hook on a random subsample of aligned words.
+def source_scores(concept: Concept, xa_words: torch.Tensor, word_doc: torch.Tensor, shared: SharedText,
+                  train: SplitData, x_train: torch.Tensor, labellings: Sequence[SplitData] | None = None, *,
+                  folds: int = 5, seed: int = 0) -> torch.Tensor:
+    """A's concept score at every aligned word: ``[n]`` (or ``[n, k]`` for ``k`` labellings).
 
-    Each side is standardised per dimension first: on raw activations a few massive outlier
-    dimensions (Gemma has some) make up most of the Gram matrix and CKA measures only them.
+    Without ``labellings`` the score is ``concept``'s readout. With them, the concept is refitted
+    in A (same method, hook and penalty) on each labelling of its ``train`` split, whose
+    last-token activations are ``x_train`` (the label-shuffle null). Words of the concept's own
+    train texts (source ``concept_train``) are always scored out-of-fold: by readouts fitted on
+    the other folds of train (whole templates, or pairs), so A's score there is never the
+    in-sample output of a probe fitted to exactly those labels.
     """
-    from interlingua.similarity import cka_debiased
+    real = labellings is None
+    labs = [train] if real else list(labellings)
+    if real:
+        scores = concept.readout(xa_words).double()[:, None]
+    else:
+        args = _refit_args(concept)
+        scores = _apply(fit_many(args["method"], x_train, labs, l2=args["l2"], pca_center=args["pca_center"],
+                                 seed=seed), xa_words)
+    concept_docs = shared.index(CONCEPT_TRAIN)
+    if len(concept_docs):
+        if len(concept_docs) != len(train):
+            raise InterlinguaError("the shared text's concept texts are not the concept's train split.")
+        args = _refit_args(concept)
+        templates = getattr(train, "templates", None)
+        fold_of_text = document_folds(train.groups if templates is None else templates, folds, seed)
+        item_of_doc = torch.full((len(shared),), -1, dtype=torch.long)
+        item_of_doc[concept_docs] = torch.arange(len(train))
+        item = item_of_doc[word_doc]
+        for f in range(folds):
+            held = fold_of_text == f
+            keep = torch.unique(train.groups[~held])
+            rs = fit_many(args["method"], x_train[~held], [lab.subset(keep) for lab in labs], l2=args["l2"],
+                          pca_center=args["pca_center"], seed=seed)
+            words = (item >= 0) & held[item.clamp_min(0)]
+            scores[words] = _apply(rs, xa_words[words])
+    return scores[:, 0] if real else scores
 
-    gen = torch.Generator().manual_seed(seed)
-    rows = torch.randperm(len(pairs), generator=gen)[:n]
-    return [{"hook_a": ha, "hook_b": hb, "cka_debiased": round(cka_debiased(_z(pairs.a[ha][rows]), _z(pairs.b[hb][rows])), 4)}
-            for ha in hooks_a for hb in hooks_b]
+
+def _apply(readouts, x: torch.Tensor) -> torch.Tensor:
+    weight = torch.stack([r.weight for r in readouts], 1).double()
+    return x.double() @ weight + torch.tensor([r.bias for r in readouts], dtype=torch.float64)
 
 
-def choose_layer(pairs: WordPairs, score_a: torch.Tensor, hooks_b: Sequence[str], *, lam: float,
-                 val_every: int = 5) -> tuple[str, list[dict]]:
-    """Fit on most documents, score R² on every ``val_every``-th document; best B hook wins."""
-    val = (pairs.doc % val_every) == 0
-    rows = []
-    for h in hooks_b:
-        r = fit_transfer(pairs.b[h][~val], score_a[~val], lam=lam)
-        rows.append({"hook_b": h, "r2_val": round(r2_score(score_a[val], r(pairs.b[h][val])), 4)})
-    best = max(rows, key=lambda r: r["r2_val"])
-    return best["hook_b"], rows
+def _check_source(concept_a: Concept, model_a: LoadedModel, dataset: ConceptDataset) -> None:
+    if concept_a.read != "last":
+        raise InterlinguaError(f"concept '{concept_a.name}' is read at labelled words; translation evaluates at the "
+                               "last token of each text. Find the concept with --read last.")
+    native_a = concept_a.metrics.get("auroc_test")
+    if native_a is not None and native_a - 0.5 < MIN_NATIVE_GAP:
+        raise InterlinguaError(
+            f"concept '{concept_a.name}' is at chance in {model_a.name} (test AUROC {native_a}); there is "
+            "nothing to translate. Choose a concept the source model detects.")
+    for s in ("train", "test"):
+        dataset.require(s)
 
 
 def translate_concept(
@@ -138,218 +188,247 @@ def translate_concept(
     model_a: LoadedModel,
     model_b: LoadedModel,
     dataset: ConceptDataset,
+    config: TranslateConfig | None = None,
     *,
-    layers_b: Sequence[int] | None = None,
-    n_corpus_docs: int = 60,
-    lam: float = 1e-2,
-    pos_weight: float = 1.0,
-    native_b: Concept | None = None,
-    controls: Sequence[str] = (),
-    progress: bool = False,
-    pairs: WordPairs | None = None,
+    generated: Sequence = (),
     extra_texts: Sequence[str] = (),
-    mlp: bool = False,
+    native_b: Concept | None = None,
+    reader_a: Reader | None = None,
+    reader_b: Reader | None = None,
     target_sae=None,
+    **overrides,
 ) -> Translation:
-    """Readout transfer of ``concept_a`` (found in ``model_a``) into ``model_b``.
+    """Readout transfer of ``concept_a`` (found in ``model_a``) into ``model_b``, with controls and evidence.
 
-    ``layers_b`` are the candidate resid_post layers of B (default: every third layer and the
-    last). ``native_b`` may be passed to reuse a concept already found in B. ``controls``
-    names the controls to run (see :data:`CONTROLS`; ``("all",)`` for every one).
-    ``extra_texts`` join the shared text (e.g. text sampled from A, steered or not); ``mlp``
-    adds a non-linear readout to the methods, with its held-out over-fitting check. A
-    ``target_sae`` (an :class:`~interlingua.sae.SparseAutoencoder` trained on B) adds its latents
-    to the unit search, at the SAE's own hook.
+    ``config`` (or keyword ``overrides`` of its fields) says how; ``generated`` holds A's
+    generative-mode texts (:func:`interlingua.steer.generative.concept_texts`) and
+    ``extra_texts`` any other unlabelled text for the shared text. ``native_b`` reuses a
+    concept already found in B (it should come from the same layers); readers (one per model)
+    reuse activations already read. A ``target_sae`` (trained on B) adds its latents to the
+    unit search, at the SAE's own hook.
     """
+    t_start = time.perf_counter()
+    cfg = replace(config or TranslateConfig(), **overrides)
+    names = check_names(cfg.controls)
     if concept_a.model is None:
         concept_a.bind(model_a)
-    if layers_b is None:
-        layers_b = sorted(set(range(1, model_b.n_layers, 3)) | {model_b.n_layers - 1})
+    _check_source(concept_a, model_a, dataset)
+    limit = min(model_a.context_length, model_b.context_length)
+    reader_a = reader_a or Reader(model_a, max_tokens=limit, progress=cfg.progress)
+    reader_b = reader_b or Reader(model_b, max_tokens=limit, progress=cfg.progress)
+    for reader, model in ((reader_a, model_a), (reader_b, model_b)):
+        if reader.model is not model:
+            raise InterlinguaError(f"a reader given reads {reader.model.name}, not {model.name}.")
+    tokens0 = (reader_a.tokens_read, reader_b.tokens_read)
+    layers_b = tuple(cfg.layers_b) if cfg.layers_b is not None else default_layers(model_b)
     hooks_b = [model_b.hook(f"resid_post.{i}").name for i in layers_b]
-    texts = shared_texts(dataset, n_corpus_docs) + list(extra_texts)
-    # A hooks for the layer-pair map: every third layer up to the concept's (no deeper: free to read)
+    sae_hook = None
+    if target_sae is not None:
+        from interlingua.translate.evidence import check_sae
+
+        sae_hook = check_sae(target_sae, model_b)
+    shared = build_shared_text(corpus_docs=cfg.corpus_docs, generated=generated, extra_texts=extra_texts,
+                               dataset=dataset, concept_texts=cfg.concept_texts)
     layer_a = model_a.hook(concept_a.hook).layer
-    hooks_a = sorted({f"resid_post.{i}" for i in range(1, layer_a, 3)} | {concept_a.hook},
-                     key=lambda h: model_a.hook(h))
-    if pairs is None:
-        pairs = paired_words(model_a, model_b, texts, hooks_a, hooks_b, progress=progress)
-    score_a = concept_a.readout(pairs.a[concept_a.hook])
+    hooks_a = sorted({f"resid_post.{i}" for i in range(1, layer_a, 3)} | {concept_a.hook}, key=model_a.hook)
+    neuron = _neuron_hooks(model_b, layers_b)
+    timings: dict[str, float] = {}
+
+    # 2. paired reading of the shared text, then of the evaluation texts (every text once per model)
+    t0 = time.perf_counter()
+    pairs = paired_words(model_a, model_b, shared.texts, hooks_a, hooks_b + ([sae_hook] if sae_hook else []),
+                         shifted_b="off_by_one" in names, head_hooks_b=[h for hs in neuron.values() for h in hs],
+                         head_words=cfg.neuron_words if neuron else 0, reader_a=reader_a, reader_b=reader_b)
+    timings["read_shared_text"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    splits, split_texts = _eval_splits(concept_a, dataset, reader_a, reader_b, hooks_b, neuron, sae_hook, cfg)
+    train = dataset.split("train")
+    x_train = reader_a.read(train.texts, concept_a.hook)[concept_a.hook]
+    timings["read_concept_texts"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if native_b is None:
+        native_b = find_concept(model_b, dataset, layers=layers_b, n_boot=200, n_null=8, reader=reader_b)
+    for name, split in splits.items():
+        split.native_b = native_b.readout(reader_b.read(split_texts[name], native_b.hook)[native_b.hook])
+    timings["native_target"] = time.perf_counter() - t0
+
+    # 3. A's score at the aligned words, then the readout
+    t0 = time.perf_counter()
+    score_a = source_scores(concept_a, pairs.a[concept_a.hook], pairs.doc, shared, train, x_train,
+                            folds=cfg.folds, seed=cfg.seed)
     if float(score_a.std()) == 0:
         raise InterlinguaError(f"concept '{concept_a.name}' scores every aligned word the same in {model_a.name}.")
-    hook_b, layer_rows = choose_layer(pairs, score_a, hooks_b, lam=lam)
-    readout = fit_transfer(pairs.b[hook_b], score_a, lam=lam, pos_weight=pos_weight)
+    weights = cost_weights(score_a, cfg.pos_weight)
+    groups = torch.tensor(shared.groups, dtype=torch.long)[pairs.doc]  # folds keep a group (pair, template, prompt) whole
+    ridge = RidgeCV({h: pairs.b[h] for h in hooks_b}, groups, lams=cfg.lams, folds=cfg.folds, weights=weights,
+                    seed=cfg.seed)
+    selection = ridge.select(score_a)
+    hook_b, readout = selection.hook(0), selection.readout(0)
+    scores_b = {n: selection.scores(s.xb)[:, 0] for n, s in splits.items()}
+    results = {n: s.evaluate(scores_b[n]) for n, s in splits.items()}
+    timings["readout"] = time.perf_counter() - t0
 
-    native_a = concept_a.metrics.get("auroc_test")
-    if native_a is not None and native_a - 0.5 < MIN_NATIVE_GAP:
-        raise InterlinguaError(
-            f"concept '{concept_a.name}' is at chance in {model_a.name} (test AUROC {native_a}); there is "
-            "nothing to translate. Choose a concept the source model detects."
-        )
-    transfer = evaluate_readout(model_b, hook_b, readout, dataset)
-    if native_b is None:
-        native_b = find_concept(model_b, dataset, layers=layers_b, n_boot=100, n_null=4)
-    methods = {"readout_transfer": {**_as_method(transfer, native_b), "target_hook": hook_b}}
-    methods.update(global_map_methods(concept_a, pairs, model_b, hook_b, dataset, native_b))
-    if mlp:
-        mlp_readout, report = fit_mlp_transfer(pairs.b[hook_b], score_a, pairs.doc, lam=lam)
-        methods["mlp_readout"] = {**_as_method(evaluate_readout(model_b, hook_b, mlp_readout, dataset), native_b),
-                                  **report, "target_hook": hook_b}
-    agreement = pearson(concept_a.readout(split_activations(model_a, concept_a.hook, dataset, "test")),
-                        readout(split_activations(model_b, hook_b, dataset, "test")))
-    metrics = {
-        "concept": concept_a.name, "source": model_a.name, "target": model_b.name,
-        "source_hook": concept_a.hook, "target_hook": hook_b,
-        "source_layer": model_a.hook(concept_a.hook).layer, "target_layer": model_b.hook(hook_b).layer,
-        "auroc_source_test": concept_a.metrics.get("auroc_test"), "auroc_source_ood": concept_a.metrics.get("auroc_ood"),
-        "auroc_native_target": native_b.metrics["auroc_test"], "auroc_native_target_ood": native_b.metrics["auroc_ood"],
-        "native_target_hook": native_b.hook,
-        "auroc_transfer_test": transfer["test"], "auroc_transfer_ood": transfer["ood"],
-        "recovery_test": recovery(transfer["test"], native_b.metrics["auroc_test"]),
-        "recovery_ood": recovery(transfer["ood"], native_b.metrics["auroc_ood"]),
-        "score_correlation_test": round(agreement, 4),
-        "r2_val": max(r["r2_val"] for r in layer_rows), "n_words": len(pairs), "n_texts": len(texts),
-        "coverage": round(pairs.alignment.coverage, 4),
-        "methods": methods,
-        "retrieval": direction_retrieval(concept_a.name, readout, model_b, hook_b, pairs, dataset),
-        "neuron_search": neuron_search(model_b, model_b.hook(hook_b).layer, pairs, texts, score_a, dataset),
-    }
-    if target_sae is not None:
-        metrics["sae_latent_search"] = sae_latent_search(target_sae, model_b, pairs, texts, score_a, dataset)
+    # 4. controls, then evidence
+    t0 = time.perf_counter()
+
+    def scores_for(labellings):
+        return source_scores(concept_a, pairs.a[concept_a.hook], pairs.doc, shared, train, x_train, labellings,
+                             folds=cfg.folds, seed=cfg.seed)
+
+    ctx = ControlContext(
+        concept_a=concept_a, model_a=model_a, model_b=model_b, dataset=dataset, pairs=pairs, score_a=score_a,
+        groups=groups, ridge=ridge, selection=selection, splits=splits, scores_b=scores_b, hooks_b=hooks_b,
+        read_floor=read_floor_factory(lambda m: Reader(m, max_tokens=limit), pairs, hooks_b, split_texts),
+        source_scores=scores_for, weights=weights, draws=cfg.draws, seed=cfg.seed)
+    controls = run_controls(names, ctx)
+    timings["controls"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    evidence = _evidence(concept_a, model_b, pairs, groups, readout, hook_b, hooks_a, hooks_b, splits, score_a,
+                         neuron, reader_b, dataset, target_sae, sae_hook, cfg)
+    if cfg.mlp:
+        evidence["methods"]["mlp_readout"] = _mlp_method(pairs.b[hook_b], score_a, groups, selection.lam(0),
+                                                         hook_b, splits, cfg.seed)
+    timings["evidence"] = time.perf_counter() - t0
+
+    metrics = _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, results, controls, shared, pairs,
+                       evidence, layers_b, cfg)
+    metrics["cost"] = {"seconds": round(time.perf_counter() - t_start, 2),
+                       "seconds_per_step": {k: round(v, 2) for k, v in timings.items()},
+                       "tokens_read_source": reader_a.tokens_read - tokens0[0],
+                       "tokens_read_target": reader_b.tokens_read - tokens0[1]}
+    layer_rows = [{"hook_b": h, "cv_r2": round(float(selection.cv_r2[i, :, 0].max()), 4),
+                   "lam": selection.lams[int(selection.cv_r2[i, :, 0].argmax())]}
+                  for i, h in enumerate(selection.hooks)]
     mean, std = standardiser(pairs.b[hook_b])
     target = Concept(
         name=concept_a.name, model_name=model_b.name, hook=hook_b, method="readout_transfer",
         weight=readout.weight.contiguous(), bias=readout.bias, mean=mean, std=std,
         typical_norm=float(pairs.b[hook_b].norm(dim=1).median()),
-        metrics={"auroc_test": transfer["test"], "auroc_ood": transfer["ood"]},
+        metrics={"auroc_test": results["test"]["auroc"], "auroc_ood": results.get("ood", {}).get("auroc"),
+                 "fidelity_test": results["test"]["fidelity"]},
         provenance={"translated_from": {"model": model_a.name, "hook": concept_a.hook, "concept": concept_a.name},
-                    "layer_sweep": layer_rows, "lam": lam, "pos_weight": pos_weight,
-                    "shared_text": {"concept_train_texts": dataset.size("train"), "corpus_docs": n_corpus_docs,
-                        "extra_texts": len(extra_texts)}},
+                    "layer_sweep": layer_rows, "lam": selection.lam(0), "pos_weight": cfg.pos_weight,
+                    "shared_text": shared.describe()},
         model=model_b,
     )
-    ran = run_controls(
-        CONTROLS if "all" in controls else controls, concept_a=concept_a, model_a=model_a, model_b=model_b,
-        dataset=dataset, native_b=native_b, pairs=pairs, score_a=score_a, hook_b=hook_b, texts=texts, metrics=metrics, lam=lam,
-        n_corpus_docs=n_corpus_docs)
-    pair_map = layer_pair_map(pairs, [h for h in hooks_a if h in pairs.a], hooks_b)
-    from interlingua.similarity import cka_debiased, permutation_test
-
-    sub = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(1))[:1000]
-    metrics["cka_debiased_chosen_pair"] = permutation_test(
-        cka_debiased, _z(pairs.a[concept_a.hook][sub]), _z(pairs.b[hook_b][sub]), n_perm=20)
-    return Translation(source=concept_a, target=target, metrics=metrics, controls=ran, layer_map=layer_rows,
-                       layer_pair_map=pair_map)
+    return Translation(source=concept_a, target=target, metrics=metrics, controls=controls, layer_map=layer_rows,
+                       layer_pair_map=evidence.pop("layer_pair_map"))
 
 
-def _as_method(transfer: dict, native_b: Concept) -> dict:
-    return {"auroc_test": transfer["test"], "auroc_ood": transfer["ood"],
-            "recovery_test": recovery(transfer["test"], native_b.metrics["auroc_test"]),
-            "recovery_ood": recovery(transfer["ood"], native_b.metrics["auroc_ood"])}
+def _neuron_hooks(model_b: LoadedModel, layers_b: Sequence[int]) -> dict[int, list[str]]:
+    """The unit search's input hooks per candidate layer, or nothing where B's MLP is not gated."""
+    from interlingua.translate.units import mlp_neurons, neuron_hooks
+
+    try:
+        mlp_neurons(model_b, layers_b[0], torch.zeros(1, model_b.d_model), torch.zeros(1, model_b.d_model))
+    except InterlinguaError:
+        return {}
+    return {layer: neuron_hooks(model_b, layer) for layer in layers_b}
 
 
-def global_map_methods(concept_a: Concept, pairs: WordPairs, model_b: LoadedModel, hook_b: str,
-                       dataset: ConceptDataset, native_b: Concept) -> dict:
-    """A's readout pulled back through each global map (fitted without labels) and evaluated
-    exactly like the primary transfer."""
-    from interlingua.translate.maps import MAP_KINDS, fit_map
+def _eval_splits(concept_a: Concept, dataset: ConceptDataset, reader_a: Reader, reader_b: Reader,
+                 hooks_b: list[str], neuron: dict[int, list[str]], sae_hook: str | None, cfg: TranslateConfig
+                 ) -> tuple[dict[str, EvalSplit], dict[str, list[str]]]:
+    """Test and OOD texts read by both models at the last token (B at every candidate hook)."""
+    from interlingua.concepts.baselines import bag_of_words_auroc
 
-    out = {}
-    for kind in MAP_KINDS:
-        gmap = fit_map(kind, pairs.a[concept_a.hook], pairs.b[hook_b], groups=pairs.doc)
-        transfer = evaluate_readout(model_b, hook_b, gmap.pull_readout(concept_a.readout), dataset)
-        out[f"{kind}_map"] = {**_as_method(transfer, native_b), **gmap.info, "target_hook": hook_b}
+    train = dataset.split("train")
+    extra = [h for hs in neuron.values() for h in hs] + ([sae_hook] if sae_hook else [])
+    splits, texts = {}, {}
+    for name in ("test", "ood"):
+        if name not in dataset.splits:
+            continue
+        data = dataset.split(name)
+        xa = reader_a.read(data.texts, concept_a.hook)[concept_a.hook]
+        xb = reader_b.read(data.texts, hooks_b + extra)
+        splits[name] = EvalSplit(name=name, labels=data.labels, groups=data.groups, score_a=concept_a.readout(xa),
+                                 xb={h: xb[h] for h in hooks_b}, bow=round(bag_of_words_auroc(train, data), 4),
+                                 n_boot=cfg.n_boot, seed=cfg.seed)
+        texts[name] = data.texts
+    return splits, texts
+
+
+def _mlp_method(xb: torch.Tensor, score_a: torch.Tensor, groups: torch.Tensor, lam: float, hook_b: str,
+                splits: dict[str, EvalSplit], seed: int) -> dict:
+    mlp, report = fit_mlp_transfer(xb, score_a, groups, lam=lam, seed=seed)
+    out = {"target_hook": hook_b, **report}
+    for name, split in splits.items():
+        out[name] = split.evaluate(mlp(split.xb[hook_b]))
     return out
 
 
-def direction_retrieval(name: str, readout: Readout, model_b: LoadedModel, hook_b: str, pairs: WordPairs,
-                        dataset: ConceptDataset) -> dict:
-    """Rank of the concept among all built-in concepts (plus this one) by standardised cosine."""
-    from interlingua.translate.retrieval import builtin_datasets, native_directions, retrieval
+def _evidence(concept_a, model_b, pairs: WordPairs, groups: torch.Tensor, readout, hook_b, hooks_a, hooks_b, splits, score_a, neuron,
+              reader_b, dataset, target_sae, sae_hook, cfg: TranslateConfig) -> dict:
+    from interlingua.translate import evidence as ev
 
-    datasets = builtin_datasets()
-    datasets[name] = dataset
-    natives = native_directions(model_b, [hook_b], datasets)[hook_b]
-    return retrieval(readout, name, natives, pairs.b[hook_b].double().std(0).clamp_min(1e-8))
-
-
-def neuron_search(model_b: LoadedModel, layer: int, pairs: WordPairs, texts: list[str], score_a: torch.Tensor,
-                  dataset: ConceptDataset, max_words: int = 4000) -> dict:
-    """B's MLP neurons at the target layer ranked by correlation with A's score on aligned words
-    (those of the first texts, up to ``max_words``: one more read of B, kept short); the best one
-    is also used alone as a detector on the test texts."""
-    from interlingua.translate.pairs import TARGET
-    from interlingua.translate.units import mlp_neurons, neuron_hooks, unit_search
-
-    positions = pairs.alignment.token_index[TARGET]
-    n_texts = max(1, int((torch.tensor([len(p) for p in positions]).cumsum(0) <= max_words).sum()))
-    hooks = neuron_hooks(model_b, layer)
-    read = at_positions(model_b, texts[:n_texts], hooks, positions[:n_texts], max_tokens=model_b.context_length)
-    n_words = sum(len(p) for p in positions[:n_texts])
-    found = unit_search(mlp_neurons(model_b, layer, *(read[h] for h in hooks)), score_a[:n_words])
-    test = dataset.split("test")
-    at_test = at_positions(model_b, test.texts, hooks)
-    neurons = mlp_neurons(model_b, layer, *(at_test[h] for h in hooks))
-    found.update(layer=layer, n_words=n_words, best_unit_auroc_test=_best_unit_auroc(found, neurons, test.labels))
-    return found
-
-
-def sae_latent_search(sae, model_b: LoadedModel, pairs: WordPairs, texts: list[str], score_a: torch.Tensor,
-                      dataset: ConceptDataset) -> dict:
-    """B's SAE latents ranked by correlation with A's score on aligned words, as for neurons."""
-    from interlingua.translate.pairs import TARGET
-    from interlingua.translate.units import unit_search
-
-    if not sae.cfg.hook_name:
-        raise InterlinguaError("this SAE does not record the hook point it was trained on (cfg hook_name).")
-    hook = model_b.hook(sae.cfg.hook_name).name
-    if sae.cfg.d_in != model_b.d_model:
-        raise InterlinguaError(f"the SAE reads width {sae.cfg.d_in}; {model_b.name} has width {model_b.d_model}.")
-    xb = pairs.b.get(hook)
-    if xb is None:
-        xb = at_positions(model_b, texts, hook, pairs.alignment.token_index[TARGET],
-                          max_tokens=model_b.context_length)[hook]
-    with torch.no_grad():
-        found = unit_search(sae.dense_latents(xb.float()), score_a)
-        latents = sae.dense_latents(split_activations(model_b, hook, dataset, "test").float())
-    found.update(hook=hook, best_unit_auroc_test=_best_unit_auroc(found, latents, dataset.split("test").labels))
-    return found
-
-
-def _best_unit_auroc(found: dict, units: torch.Tensor, labels) -> float:
-    """Test AUROC of the top unit of a :func:`unit_search` alone, signed by its correlation with A."""
-    best = found["top"][0]
-    u = units[:, best["unit"]]
-    return round(auroc(u if best["corr"] > 0 else -u, labels), 4)
-
-
-CONTROLS = ("shuffled_pairing", "label_shuffle", "off_by_one", "random_init_target", "lexical_only_target",
-            "self_translation", "synthetic_pair")
-
-
-def run_controls(names: Sequence[str], *, concept_a: Concept, model_a: LoadedModel, model_b: LoadedModel,
-                 dataset: ConceptDataset, native_b: Concept, pairs: WordPairs, score_a: torch.Tensor, hook_b: str, texts: list[str],
-                 metrics: dict, lam: float, n_corpus_docs: int) -> dict:
-    """Run the named controls; each result says what it must do and whether it did."""
-    from interlingua.translate import controls as c
-
-    unknown = set(names) - set(CONTROLS)
-    if unknown:
-        raise InterlinguaError(f"unknown control(s) {sorted(unknown)}; choose from {', '.join(CONTROLS)} or 'all'.")
-    out: dict = {}
-    for name in names:
-        if name == "shuffled_pairing":
-            out[name] = c.shuffled_pairing(pairs, score_a, model_b, hook_b, dataset, native_b, lam=lam)
-        elif name == "label_shuffle":
-            out[name] = c.label_shuffle(concept_a, model_a, pairs, model_b, hook_b, dataset, native_b, lam=lam)
-        elif name == "off_by_one":
-            out[name] = c.off_by_one(concept_a, model_a, model_b, hook_b, texts, dataset,
-                                     metrics["auroc_transfer_test"], lam=lam)
-        elif name in ("random_init_target", "lexical_only_target"):
-            kind = "random_init" if name == "random_init_target" else "lexical_only"
-            out[name] = c.floor_model(kind, concept_a, model_a, model_b, hook_b, texts, dataset,
-                                      metrics["auroc_native_target"], metrics["auroc_transfer_test"], lam=lam)
-        elif name == "self_translation":
-            out[name] = c.self_translation(concept_a, model_a, dataset, lam=lam, n_corpus_docs=n_corpus_docs)
-        elif name == "synthetic_pair":
-            out[name] = c.synthetic_pair(pairs, score_a, concept_a)
+    out: dict = {"methods": {"procrustes_map": ev.procrustes_method(concept_a, pairs, groups, hook_b, splits)}}
+    out["retrieval"] = ev.direction_retrieval(concept_a.name, readout, reader_b, hook_b, hooks_b, pairs, dataset)
+    if cfg.concept_texts:
+        out["retrieval"]["note"] = ("this concept's train texts are part of the shared text, and its native "
+                                    "direction comes from them: rank 1 is partly built in")
+    layer = model_b.hook(hook_b).layer
+    if neuron:
+        h_pre, h_attn = neuron[layer]
+        inputs_test = reader_b.read(dataset.split("test").texts, [h_pre, h_attn])
+        n = pairs.n_head
+        out["neuron_search"] = ev.neuron_search(
+            model_b, layer, (pairs.b_head[h_pre], pairs.b_head[h_attn]), score_a[:n], pairs.doc[:n], splits["test"],
+            (inputs_test[h_pre], inputs_test[h_attn]), draws=cfg.draws, seed=cfg.seed)
+    else:
+        out["neuron_search"] = {"skipped": f"{model_b.name}'s MLP is not gated (gate_proj / up_proj)"}
+    if target_sae is not None:
+        test_sae = reader_b.read(dataset.split("test").texts, sae_hook)[sae_hook]
+        out["sae_latent_search"] = ev.sae_latent_search(target_sae, pairs.b[sae_hook], score_a, pairs.doc, test_sae,
+                                                        splits["test"], draws=cfg.draws, seed=cfg.seed)
+    out["layer_pair_map"] = ev.layer_pair_map(pairs, [h for h in hooks_a if h in pairs.a], hooks_b, seed=cfg.seed)
+    out["cka_debiased_chosen_pair"] = ev.cka_test(pairs, concept_a.hook, hook_b, draws=cfg.draws, seed=cfg.seed)
     return out
+
+
+def _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, results, controls, shared: SharedText,
+             pairs: WordPairs, evidence: dict, layers_b, cfg: TranslateConfig) -> dict:
+    test, ood = results["test"], results.get("ood", {})
+    null = controls.get("shuffled_pairing", {}).get("splits", {})
+
+    def fidelity_null(split: str) -> dict | None:
+        rec = null.get(split, {}).get("fidelity")
+        return None if rec is None else {k: v for k, v in rec.items() if k != "runs"}
+
+    native_layers = sorted({r["layer"] for r in native_b.provenance.get("sweep", [])})
+    return {
+        "concept": concept_a.name, "source": model_a.name, "target": model_b.name,
+        "source_hook": concept_a.hook, "target_hook": hook_b,
+        "source_layer": model_a.hook(concept_a.hook).layer, "target_layer": model_b.hook(hook_b).layer,
+        "label_free": shared.label_free,
+        "fidelity_test": test["fidelity"], "fidelity_test_ci": test["fidelity_ci"],
+        "fidelity_test_null": fidelity_null("test"),
+        "fidelity_ood": ood.get("fidelity"), "fidelity_ood_ci": ood.get("fidelity_ci"),
+        "fidelity_ood_null": fidelity_null("ood"),
+        "rank_correlation_test": test["rank_correlation"], "rank_correlation_ood": ood.get("rank_correlation"),
+        "auroc_source_test": concept_a.metrics.get("auroc_test"), "auroc_source_ood": concept_a.metrics.get("auroc_ood"),
+        "auroc_transfer_test": test["auroc"], "auroc_transfer_test_ci": test["auroc_ci"],
+        "auroc_transfer_ood": ood.get("auroc"), "auroc_transfer_ood_ci": ood.get("auroc_ci"),
+        "auroc_native_target": test.get("auroc_native_target"), "auroc_native_target_ood": ood.get("auroc_native_target"),
+        "native_target_hook": native_b.hook, "native_target_layers": native_layers,
+        "native_target_same_layers": native_layers == sorted(layers_b) if native_layers else None,
+        "recovery_test": test.get("recovery"), "recovery_test_ci": test.get("recovery_ci"),
+        "recovery_ood": ood.get("recovery"), "recovery_ood_ci": ood.get("recovery_ci"),
+        "auroc_minus_native_test_ci": test.get("auroc_minus_native_ci"),
+        "auroc_minus_native_ood_ci": ood.get("auroc_minus_native_ci"),
+        "auroc_bag_of_words_test": test.get("auroc_bag_of_words"), "auroc_bag_of_words_ood": ood.get("auroc_bag_of_words"),
+        "test": test, "ood": ood or None,
+        "selection": {"criterion": "cross-validated R² of A's score over folds of whole shared-text documents "
+                                   "(a selection criterion, not a held-out estimate)",
+                      "folds": cfg.folds, "hook_b": hook_b, "lam": selection.lam(0),
+                      "cv_r2": round(float(selection.cv_r2[:, :, 0].max()), 4), "lams": list(selection.lams)},
+        "shared_text": {**shared.describe(), "aligned_words": len(pairs), "coverage": round(pairs.alignment.coverage, 4)},
+        "n_words": len(pairs), "n_texts": len(shared),
+        "methods": {"readout_transfer": {"target_hook": hook_b, "test": test, "ood": ood or None},
+                    **evidence["methods"]},
+        "retrieval": evidence["retrieval"], "neuron_search": evidence["neuron_search"],
+        **({"sae_latent_search": evidence["sae_latent_search"]} if "sae_latent_search" in evidence else {}),
+        "cka_debiased_chosen_pair": evidence["cka_debiased_chosen_pair"],
+        "config": {"layers_b": list(layers_b), "corpus_docs": cfg.corpus_docs, "concept_texts": cfg.concept_texts,
+                   "lams": list(cfg.lams), "folds": cfg.folds, "pos_weight": cfg.pos_weight, "draws": cfg.draws,
+                   "n_boot": cfg.n_boot, "seed": cfg.seed},
+    }

@@ -46,21 +46,24 @@ def correlations(units: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
     return c if score.dim() > 1 else c[:, 0]
 
 
-def unit_search(units: torch.Tensor, score: torch.Tensor, *, top: int = 5, n_perm: int = 20,
-                seed: int = 0, level: float = 0.99) -> dict:
-    """The ``top`` units by |correlation| with A's score, next to the permutation null of the maximum."""
+def unit_search(units: torch.Tensor, score: torch.Tensor, perms: torch.Tensor, *, top: int = 5) -> dict:
+    """The ``top`` units by |correlation| with A's score, and the best one tested against the null
+    of the best |correlation| when A's scores are reassigned by ``perms`` ([draws, n] row indices,
+    e.g. :func:`interlingua.translate.nulls.document_permutations`)."""
+    from interlingua.translate.nulls import ALPHA, null_summary
+
     if units.shape[0] != score.shape[0]:
         raise InterlinguaError(f"{units.shape[0]} unit rows for {score.shape[0]} scores.")
     corr = correlations(units, score)
     best = corr.abs().argsort(descending=True)[:top]
-    gen = torch.Generator().manual_seed(seed)
-    perms = torch.stack([score[torch.randperm(len(score), generator=gen)] for _ in range(n_perm)], dim=1)
-    null_max = correlations(units, perms).abs().max(dim=0).values
-    hi = float(null_max.quantile(level))
+    null_max = correlations(units, score[perms].T).abs().max(dim=0).values
+    value = float(corr[best[0]].abs())
+    tested = null_summary(value, null_max)
     return {
         "n_units": units.shape[1],
         "top": [{"unit": int(i), "corr": round(float(corr[i]), 4)} for i in best],
-        "best_abs_corr": round(float(corr[best[0]].abs()), 4),
-        "null_max_abs_corr_band": [round(float(null_max.min()), 4), round(hi, 4)],
-        "above_null": float(corr[best[0]].abs()) > hi,
+        "best_abs_corr": round(value, 4),
+        "null_max_abs_corr": tested,
+        "p_value": tested["p_value"],
+        "above_null": tested["p_value"] is not None and tested["p_value"] <= ALPHA,
     }
