@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import torch
 
+from interlingua.cli import build_parser
 from interlingua.errors import InterlinguaError
 from interlingua.models import dtype as dt
 from interlingua.models import load_model
@@ -128,3 +131,22 @@ def test_sae_trainer_auto_uses_the_same_choice(cpu):
     assert Trainer(source, cfg).compute_dtype == torch.float32
     with pytest.raises(InterlinguaError, match="compute dtype must be auto, float32, bfloat16"):
         TrainConfig(compute_dtype="float16")
+
+
+def _dtype_options(parser: argparse.ArgumentParser, path: str = "interlingua"):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _dtype_options(sub, f"{path} {name}")
+        elif action.dest in ("dtype", "compute_dtype"):
+            yield path, action
+
+
+def test_every_dtype_option_defaults_to_auto():
+    found = list(_dtype_options(build_parser()))
+    commands = {path for path, _ in found}
+    assert {"interlingua extract", "interlingua sample", "interlingua concept find", "interlingua translate",
+            "interlingua demo", "interlingua steer", "interlingua sae train", "interlingua sae eval",
+            "interlingua sae match"} <= commands
+    for path, action in found:
+        assert action.default == "auto" and tuple(action.choices) == dt.DTYPE_CHOICES, path
