@@ -1,7 +1,7 @@
 """Concept detection on the bundled models: every built-in concept, AUROC next to its nulls.
 
     python benchmarks/concepts.py [--models smollm2-135m gemma3-270m] [--concepts a b ...]
-                                  [--method logistic] [--dtype float32] [--json out.json]
+                                  [--method logistic] [--dtype auto] [--json out.json]
 
 For each model and concept: the layer chosen on validation, AUROC on test and OOD, the
 shuffled-label and random-direction nulls, and difference-of-means AUROC at the same layer
@@ -21,7 +21,7 @@ import torch
 from interlingua.concepts import builtin_names, find_concept, load_concept
 from interlingua.concepts.methods import logistic_probe
 from interlingua.metrics import auroc
-from interlingua.models import load_model
+from interlingua.models import DTYPE_CHOICES, auto_dtype, load_model
 
 
 def bag_of_words_auroc(ds) -> tuple[float, float | None]:
@@ -56,16 +56,20 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma3-270m"])
     p.add_argument("--concepts", nargs="+", default=None)
     p.add_argument("--method", default="logistic")
-    p.add_argument("--dtype", default="float32")
+    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                   help="model dtype (default auto: bfloat16 where this CPU runs it natively, else float32)")
     p.add_argument("--json", help="write all results here")
     args = p.parse_args()
+    if args.dtype == "auto":
+        print(f"--dtype auto is {auto_dtype().reason}")
     names = args.concepts or builtin_names()
     datasets = {n: load_concept(n) for n in names}
     bow = {n: bag_of_words_auroc(ds) for n, ds in datasets.items()}
     results = []
     for model_name in args.models:
         model = load_model(model_name, dtype=args.dtype)
-        print(f"\n{model_name} ({args.method}; layer chosen on validation; dom = diff-of-means at that layer)")
+        dtype = str(model.dtype).removeprefix("torch.")
+        print(f"\n{model_name} ({dtype}, {args.method}; layer chosen on validation; dom = diff-of-means at that layer)")
         print(f"{'concept':<24}{'kind':<16}{'layer':>6}{'test':>7}{'ood':>7}{'dom':>7}{'shuf':>7}"
               f"{'rand':>7}{'bow':>7}{'bow_ood':>8}{'sec':>6}")
         for n, ds in datasets.items():
@@ -73,7 +77,7 @@ def main() -> None:
             c = find_concept(model, ds, method=args.method, n_boot=200, n_null=10)
             m = c.metrics
             row = [r for r in c.provenance["sweep"] if r["hook"] == c.hook][0]
-            rec = {"model": model_name, "concept": n, "kind": ds.kind, **{k: v for k, v in m.items()},
+            rec = {"model": model_name, "dtype": dtype, "concept": n, "kind": ds.kind, **{k: v for k, v in m.items()},
                    "dom_test_same_layer": row["diff_of_means_test"], "bow_test": bow[n][0], "bow_ood": bow[n][1],
                    "seconds": round(time.perf_counter() - t0, 1)}
             results.append(rec)

@@ -1,7 +1,7 @@
 """Tokens/s of interlingua extraction vs a plain transformers forward pass on the same batches.
 
 Usage: .venv/bin/python benchmarks/extract.py [--models smollm2-135m gemma3-270m]
-       [--dtype float32|bfloat16] [--docs 12] [--repeats 3] [--batch-tokens 4096] [--json out.json]
+       [--dtype auto|float32|bfloat16] [--docs 12] [--repeats 3] [--batch-tokens 4096] [--json out.json]
 
 For each model the test-split documents are tokenized and grouped into length-sorted batches
 once, exactly as :func:`interlingua.activations.extract` does. Then, in every repeat and in
@@ -37,7 +37,7 @@ import transformers
 import interlingua
 from interlingua.activations import _batches, _tokenize, extract
 from interlingua.data import load_corpus
-from interlingua.models import LoadedModel, load_model
+from interlingua.models import DTYPE_CHOICES, LoadedModel, auto_dtype, load_model, resolve_dtype
 from interlingua.models.hooks import find_layers
 
 DEFAULT_MODELS = ("smollm2-135m", "gemma3-270m")
@@ -197,7 +197,8 @@ def print_table(rows: Sequence[Row]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                        help="model dtype (default auto: bfloat16 where this CPU runs it natively, else float32)")
     parser.add_argument("--docs", type=int, default=12,
                         help="test-split documents, spread over the split (default 12: about 4 min "
                              "for both models on 2 CPU cores in float32)")
@@ -205,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch-tokens", type=int, default=4096)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    if args.dtype == "auto":
+        print(f"--dtype auto is {auto_dtype().reason}")
+    args.dtype = str(resolve_dtype(args.dtype)).removeprefix("torch.")  # rows and JSON name the real dtype
 
     env = {
         "interlingua": interlingua.__version__,

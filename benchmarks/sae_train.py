@@ -48,6 +48,7 @@ from pathlib import Path
 import torch
 
 import interlingua
+from interlingua.models import DTYPE_CHOICES
 from interlingua.sae.data import TensorSource
 from interlingua.sae.train import TrainConfig, Trainer
 
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                     "(default: one fresh row per training vector)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--lr", type=float, help="interlingua's learning rate (default: its own default)")
-    p.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+    p.add_argument("--compute-dtype", default="auto", choices=DTYPE_CHOICES,
                    help="interlingua's encoder-matmul dtype (sparsify computes in float32 on CPU)")
     p.add_argument("--threads", type=int, help="torch threads for both trainers (default: torch's choice)")
     p.add_argument("--only", choices=["interlingua", "sparsify"], help="time one trainer alone")

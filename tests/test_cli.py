@@ -9,9 +9,19 @@ from interlingua.cli import main
 
 def test_models_lists_bundled(capsys):
     assert main(["models", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)
+    rows = out["models"]
     assert {r["name"] for r in rows} == {"smollm2-135m", "gemma3-270m"}
     assert {"layers", "d_model", "vocab", "installed"} <= set(rows[0])
+    assert out["auto_dtype"]["dtype"] in ("float32", "bfloat16")
+    assert out["auto_dtype"]["reason"].startswith(out["auto_dtype"]["dtype"] + ":")
+
+
+def test_models_says_which_dtype_auto_picks(capsys):
+    from interlingua.models import auto_dtype
+
+    assert main(["models"]) == 0
+    assert f"--dtype auto (every command's default) is {auto_dtype().reason}" in capsys.readouterr().out
 
 
 def test_extract_from_text_file(llama_dir, tmp_path, capsys):

@@ -9,7 +9,7 @@ from interlingua.models.registry import BundledModel
 
 
 def test_local_directory_loads_the_same_model(llama, llama_dir):
-    m = load_model(str(llama_dir))
+    m = load_model(str(llama_dir), dtype="float32")  # the fixture's dtype, whatever auto picks here
     enc = llama.tokenizer(["hello there"], return_tensors="pt")
     with torch.inference_mode():
         torch.testing.assert_close(m.model(**enc).logits, llama.model(**enc).logits)

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_plural_noun_transfers_from_smollm2_to_gemma3():
-    a, b = load_model("smollm2-135m", dtype="bfloat16"), load_model("gemma3-270m", dtype="bfloat16")
+    a, b = load_model("smollm2-135m"), load_model("gemma3-270m")  # dtype auto
     ds = load_concept("plural_noun")
     ca = find_concept(a, ds, layers=range(1, a.n_layers, 6), n_boot=50, n_null=4)
     tr = translate_concept(ca, a, b, ds, layers_b=[4, 10], n_corpus_docs=20,

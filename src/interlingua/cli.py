@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from interlingua.errors import InterlinguaError
+from interlingua.models.dtype import DTYPE_CHOICES, DTYPE_HELP
 
 
 def _print_json(obj) -> None:
@@ -16,6 +17,7 @@ def _print_json(obj) -> None:
 
 
 def cmd_models(args) -> None:
+    from interlingua.models.dtype import auto_dtype
     from interlingua.models.loading import cache_dir
     from interlingua.models.registry import BUNDLED
 
@@ -25,8 +27,9 @@ def cmd_models(args) -> None:
         rows.append({"name": m.name, "architecture": m.architecture, "layers": m.n_layers, "d_model": m.d_model,
                      "vocab": m.vocab_size, "installed": m.installed, "cached": cached, "licence": m.licence,
                      "description": m.description, "install": m.install})
+    auto = auto_dtype()
     if args.json:
-        return _print_json(rows)
+        return _print_json({"models": rows, "auto_dtype": {"dtype": auto.name, "reason": auto.reason}})
     print(f"{'name':<14}{'arch':<13}{'layers':>7}{'d_model':>9}{'vocab':>9}  installed  cached")
     for r in rows:
         print(f"{r['name']:<14}{r['architecture']:<13}{r['layers']:>7}{r['d_model']:>9}{r['vocab']:>9}  "
@@ -36,6 +39,7 @@ def cmd_models(args) -> None:
             print(f"  to install {r['name']}:  {r['install']}")
     print(f"cache: {cache_dir()} (set INTERLINGUA_CACHE to move it). Any Hugging Face id, model directory "
           "or .gguf file also works as --model.")
+    print(f"dtype: --dtype auto (every command's default) is {auto.reason}")
 
 
 def _texts(args) -> list[str]:
@@ -112,7 +116,10 @@ def cmd_demo(args) -> None:
     from interlingua.demo import run_demo
 
     concepts = tuple(args.concepts.split(",")) if args.concepts else None
-    result = run_demo(out=Path(args.out), dtype=args.dtype, corpus_docs=args.corpus_docs, progress=not args.json,
+    from interlingua.models.dtype import resolve_dtype
+
+    dtype = str(resolve_dtype(args.dtype)).removeprefix("torch.")  # the report names the dtype, not "auto"
+    result = run_demo(out=Path(args.out), dtype=dtype, corpus_docs=args.corpus_docs, progress=not args.json,
                       **({"concepts": concepts} if concepts else {}))
     if args.json:
         _print_json(result)
@@ -343,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="use the bundled corpus split (default: test) when no --text-file is given")
     s.add_argument("--max-docs", type=int, help="use only the first N documents")
     s.add_argument("--out", required=True, help="output directory (resumed if it holds the same job)")
-    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
+    s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--skip-first", type=int, default=0,
                    help="leave out the first N positions of every document (BOS / attention sinks)")
     s.add_argument("--max-tokens", type=int, help="truncate documents to N tokens (default: error if a "
@@ -364,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=int, default=64)
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--out", help="write the texts as .jsonl here")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_sample)
@@ -396,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read at the last token of each text, or at labelled words")
     s.add_argument("--pca-center", action="store_true", help="centre the paired differences before PCA")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--out", help="save the concept here (concept.safetensors + concept.json)")
     s.add_argument("--json", action="store_true", help="print the metrics as JSON")
     s.set_defaults(fn=cmd_concept_find)
@@ -435,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the unit search")
     s.add_argument("--controls", default="shuffled_pairing,label_shuffle,synthetic_target",
                    help="comma-separated controls, or 'all' (adds off_by_one, random_init_target, lexical_only_target)")
-    s.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--out", help="save source and translated concepts and translation.json here")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_translate)
@@ -459,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     s.add_argument("--concepts", help="comma-separated built-in concepts (default: plural_noun,sentiment,negation_scope)")
     s.add_argument("--corpus-docs", type=int, default=40, help="bundled-corpus documents in the shared text")
-    s.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_demo)
     return p

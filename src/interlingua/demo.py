@@ -74,7 +74,7 @@ def targets(rows: list[dict]) -> list[dict]:
     return out
 
 
-def run_demo(out: Path, concepts: tuple[str, ...] = CONCEPTS, dtype: str = "bfloat16", corpus_docs: int = 40,
+def run_demo(out: Path, concepts: tuple[str, ...] = CONCEPTS, dtype: str = "auto", corpus_docs: int = 40,
              progress: bool = True) -> dict:
     say = print if progress else (lambda *a, **k: None)
     t_start = time.perf_counter()

@@ -18,11 +18,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from interlingua import _io
-from interlingua.errors import InterlinguaError, UnknownModelError
+from interlingua.errors import UnknownModelError
+from interlingua.models.dtype import DTYPES, resolve_dtype  # noqa: F401  (DTYPES: re-exported)
 from interlingua.models.loaded import LoadedModel
 from interlingua.models.registry import BUNDLED
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CACHE_FORMAT = 1  # bump when the layout of a cached model directory changes
 
 
@@ -32,23 +32,17 @@ def cache_dir() -> Path:
     return Path(root).expanduser()
 
 
-def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in DTYPES:
-        raise InterlinguaError(f"unknown dtype '{dtype}'; choose one of {', '.join(DTYPES)}.")
-    return DTYPES[dtype]
-
-
 def load_model(
-    name: str, *, dtype: str | torch.dtype = "float32", device: str = "cpu"
+    name: str, *, dtype: str | torch.dtype = "auto", device: str = "cpu"
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer, ready for hooking.
 
     ``name`` is a bundled model (see ``interlingua models``), a ``.gguf`` file, a local
     model directory, or a Hugging Face hub id (where a hub or a local HF cache is available).
+    ``dtype`` ``auto`` is bfloat16 where ``device`` runs it natively and float32 elsewhere
+    (:func:`interlingua.models.dtype.auto_dtype`).
     """
-    torch_dtype = resolve_dtype(dtype)
+    torch_dtype = resolve_dtype(dtype, device)
     _quiet_transformers()
     t0 = time.perf_counter()
     if name in BUNDLED:

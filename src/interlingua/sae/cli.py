@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from interlingua.errors import InterlinguaError
+from interlingua.models.dtype import DTYPE_CHOICES, DTYPE_HELP
 
 
 def _print_json(obj) -> None:
@@ -59,7 +60,7 @@ def cmd_sae_train(args) -> None:
         model = _model(args.model, args.dtype, args.random_init)
         source = ModelSource(model, _texts(args, "train"), args.hook, exclusion=exclusion,
                              docs_per_chunk=args.docs_per_chunk, max_tokens=args.max_tokens)
-        provenance.update(model=args.model, model_dtype=args.dtype, random_init=args.random_init,
+        provenance.update(model=args.model, model_dtype=str(model.dtype).removeprefix("torch."), random_init=args.random_init,
                           texts=args.text_file or f"bundled corpus ({args.corpus or 'train'})")
     cfg = TrainConfig(architecture=args.architecture, d_sae=args.latents, expansion=args.expansion, k=args.k,
                       batch_size=args.batch_size, total_vectors=args.vectors, optimizer=args.optimizer, lr=args.lr,
@@ -246,7 +247,7 @@ def _add_text_args(s, default_split: str) -> None:
 
 
 def _add_run_args(s) -> None:
-    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="model dtype")
+    s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--threads", type=int, help="torch CPU threads")
     s.add_argument("--json", action="store_true", help="print JSON")
 
@@ -285,12 +286,12 @@ def add_sae_parser(subparsers) -> None:
                    help="L1 (relu, default 1.0) or L0 (jumprelu, default 0.002) weight against FVU")
     s.add_argument("--aux-coefficient", type=float, default=1 / 32, help="AuxK weight (topk, batchtopk)")
     s.add_argument("--dead-after", type=int, default=1_000_000, help="vectors without firing before a latent is dead")
-    s.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+    s.add_argument("--compute-dtype", default="auto", choices=DTYPE_CHOICES,
                    help="dtype of the encoder matmul (auto: bfloat16 where the hardware supports it)")
     s.add_argument("--skip-first", type=int, default=1, help="leave out the first N positions of every document")
     s.add_argument("--outlier-factor", type=float, default=10.0,
                    help="leave out positions whose norm exceeds this × the median (0: keep all)")
-    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="model dtype")
+    s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--max-tokens", type=int, default=1024, help="truncate documents to N tokens")
     s.add_argument("--docs-per-chunk", type=int, default=64, help="documents per streamed chunk (shuffled within)")
     s.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")

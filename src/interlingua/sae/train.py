@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from interlingua import _io
 from interlingua.errors import InterlinguaError
+from interlingua.models.dtype import DTYPE_CHOICES, resolve_dtype
 from interlingua.sae.data import Batches, BatchState, Source
 from interlingua.sae.model import ARCHITECTURES, SAEConfig, SparseAutoencoder
 from interlingua.sae.optim import ScheduleFreeAdam
@@ -33,7 +34,6 @@ from interlingua.sae.optim import ScheduleFreeAdam
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.safetensors"
 META_FILE = "trainer.json"
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -50,7 +50,8 @@ class TrainConfig:
     dead once ``dead_after`` vectors pass without it firing; AuxK (TopK / BatchTopK) then trains the
     top ``aux_k`` dead latents (default ``d_in / 2``) on the residual with weight ``aux_coefficient``.
     ``compute_dtype`` is the encoder matmul's dtype (``auto``: bfloat16 where the hardware has
-    native support, else float32); weights and optimiser state stay float32.
+    native support, else float32; :func:`interlingua.models.dtype.auto_dtype`); weights and
+    optimiser state stay float32.
     """
 
     architecture: str = "topk"
@@ -84,8 +85,8 @@ class TrainConfig:
             raise InterlinguaError("batch size and the number of training vectors must be positive.")
         if self.optimizer not in ("sfadam", "adam"):
             raise InterlinguaError(f"optimizer must be sfadam or adam (got {self.optimizer}).")
-        if self.compute_dtype not in ("auto", *_DTYPES):
-            raise InterlinguaError(f"compute dtype must be auto, float32 or bfloat16 (got {self.compute_dtype}).")
+        if self.compute_dtype not in DTYPE_CHOICES:
+            raise InterlinguaError(f"compute dtype must be {', '.join(DTYPE_CHOICES)} (got {self.compute_dtype}).")
         self.adam_betas = tuple(self.adam_betas)
 
     @property
@@ -120,20 +121,6 @@ class TrainConfig:
         d = asdict(self)
         d["adam_betas"] = list(self.adam_betas)
         return d
-
-
-def resolve_compute_dtype(name: str, device: torch.device | str = "cpu") -> torch.dtype:
-    """``auto`` → bfloat16 on a CUDA GPU with bf16 or a CPU with AVX-512 BF16 / AMX, else float32."""
-    if name != "auto":
-        return _DTYPES[name]
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return torch.float32
-    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
 
 
 def keep_freed_memory() -> bool:
@@ -222,7 +209,7 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(out) if out is not None else None
         self.device = torch.device(device)
-        self.compute_dtype = resolve_compute_dtype(cfg.compute_dtype, self.device)
+        self.compute_dtype = resolve_dtype(cfg.compute_dtype, self.device)
         if self.device.type == "cpu":
             keep_freed_memory()
         self.provenance = provenance or {}

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from interlingua.errors import InterlinguaError
+from interlingua.models.dtype import DTYPE_CHOICES, DTYPE_HELP
 
 DESCRIPTION = """\
 Steer a model along a concept and judge the result against two baselines: a prompt that asks for the
@@ -338,7 +339,7 @@ def add_steer_parser(sub) -> None:
                    help="use the first N items of each concept split (default 80; 0 = all) — for speed on a CPU")
     s.add_argument("--chat", action="store_true", help="wrap prompts in the tokenizer's chat template")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--source", help="model A: run the causal check of translating --concept from A into --model")
     s.add_argument("--translation", help="a saved translation directory (interlingua translate --out) to check")
     s.add_argument("--native-method", default="logistic", choices=["diff_of_means", "logistic", "pca"],
