@@ -50,6 +50,9 @@ class TranslateConfig:
 
     layers_b: tuple[int, ...] | None = None
     """resid_post layers of B to choose among; native B sweeps the same ones (default: every third and the last)."""
+    layers_a: tuple[int, ...] | None = None
+    """resid_post layers of A for the layer-pair map (default: every third up to the concept's, so A's forward
+    pass stops there); a wider grid costs a deeper pass but lets a reader serve later translations."""
     corpus_docs: int = 60
     """bundled-corpus documents (openings of 600 characters) in the shared text."""
     concept_texts: bool = False
@@ -230,7 +233,8 @@ def translate_concept(
     shared = build_shared_text(corpus_docs=cfg.corpus_docs, generated=generated, extra_texts=extra_texts,
                                dataset=dataset, concept_texts=cfg.concept_texts)
     layer_a = model_a.hook(concept_a.hook).layer
-    hooks_a = sorted({f"resid_post.{i}" for i in range(1, layer_a, 3)} | {concept_a.hook}, key=model_a.hook)
+    grid_a = range(1, layer_a, 3) if cfg.layers_a is None else cfg.layers_a
+    hooks_a = sorted({model_a.hook(f"resid_post.{i}").name for i in grid_a} | {concept_a.hook}, key=model_a.hook)
     neuron = _neuron_hooks(model_b, layers_b)
     timings: dict[str, float] = {}
 
@@ -428,7 +432,8 @@ def _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, results, 
         "retrieval": evidence["retrieval"], "neuron_search": evidence["neuron_search"],
         **({"sae_latent_search": evidence["sae_latent_search"]} if "sae_latent_search" in evidence else {}),
         "cka_debiased_chosen_pair": evidence["cka_debiased_chosen_pair"],
-        "config": {"layers_b": list(layers_b), "corpus_docs": cfg.corpus_docs, "concept_texts": cfg.concept_texts,
+        "config": {"layers_b": list(layers_b), "layers_a": None if cfg.layers_a is None else list(cfg.layers_a),
+                   "corpus_docs": cfg.corpus_docs, "concept_texts": cfg.concept_texts,
                    "lams": list(cfg.lams), "folds": cfg.folds, "pos_weight": cfg.pos_weight, "draws": cfg.draws,
                    "n_boot": cfg.n_boot, "seed": cfg.seed},
     }
