@@ -221,24 +221,68 @@ def test_user_generate_inside_steering_matches_library_generate(tiny64):
         assert b[:len(a)] == a
 
 
+@pytest.mark.parametrize("batch_size", [3, 1])
 @pytest.mark.parametrize("positions", ["all", "prompt", "generated"])
-def test_positions_touched_during_generate(tiny, positions):
-    seen: list[set] = [set() for _ in range(3)]
+def test_positions_touched_during_generate(tiny, positions, batch_size):
+    """Every selected position is steered exactly once, under its own token index. batch_size=1 has no
+    padding, so transformers 5 generate() drops the (all-ones) attention mask and the hook must read the KV
+    cache, passed as ``cache`` since transformers 5, to place the decoding steps."""
+    prompts = PROMPTS[:3]
+    seen: list[list[int]] = [[] for _ in prompts]
+    row0 = [0]  # the first prompt of the current batch
 
     def record(x, active, step):
+        if step.past == 0 and step.real.shape[1] > 1:
+            row0[0] = record.batches * batch_size
+            record.batches += 1
         for r, i in zip(*torch.nonzero(active, as_tuple=True)):
-            seen[int(r)].add(int(step.token_index[r, i]))
+            seen[row0[0] + int(r)].append(int(step.token_index[r, i]))
         return x
 
-    prompts = PROMPTS[:3]
+    record.batches = 0
     n_new = 4
     gen = generate(tiny, prompts, interventions=custom("resid_post.0", record, positions=positions),
-                   max_new_tokens=n_new, batch_size=3)
+                   max_new_tokens=n_new, batch_size=batch_size)
+    assert record.batches == -(-len(prompts) // batch_size)
     for r in range(3):
         p = len(gen.prompt_ids[r])
         total = p + n_new - 1  # the last generated token is never fed back
-        want = {"all": set(range(total)), "prompt": set(range(p)), "generated": set(range(p - 1, total))}[positions]
-        assert seen[r] == want, (r, positions)
+        want = {"all": range(total), "prompt": range(p), "generated": range(p - 1, total)}[positions]
+        assert sorted(seen[r]) == list(want), (r, positions)
+
+
+def _cache_of(out):
+    """The KV cache a forward returned (``cache`` since transformers 5, ``past_key_values`` before)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+@pytest.mark.parametrize("positions", ["prompt", "generated"])
+def test_hand_written_decoding_without_attention_mask(tiny64, positions):
+    """A decoding loop without attention_mask (what transformers 5 generate() runs for an unpadded batch):
+    the KV cache, under whatever name the model's forward takes it, tells which calls continue the prompt."""
+    import inspect
+
+    names = inspect.signature(tiny64.model.forward).parameters
+    name = "cache" if "cache" in names else "past_key_values"
+    seen: list[tuple[int, int]] = []
+
+    def record(x, active, step):
+        seen.extend((step.past, int(step.token_index[0, i])) for i in torch.nonzero(active[0]).flatten())
+        return x
+
+    ids = torch.tensor([tiny64.tokenizer(PROMPTS[1])["input_ids"]])
+    p, n_new = ids.shape[1], 3
+    with torch.inference_mode(), steering(tiny64, custom("resid_post.1", record, positions=positions)) as tracker:
+        out = tiny64.model(input_ids=ids, use_cache=True)
+        for k in range(n_new):
+            nxt = out.logits[:, -1:].argmax(-1)
+            out = tiny64.model(input_ids=nxt, use_cache=True, **{name: _cache_of(out)})
+            assert tracker.step.past == p + k and tracker.step.token_index.tolist() == [[p + k]]
+            assert tracker.step.prompt_len.tolist() == [p]
+    want = [(0, i) for i in range(p)] if positions == "prompt" else \
+        [(0, p - 1)] + [(p + k, p + k) for k in range(n_new)]
+    assert seen == want
 
 
 def test_first_generated_token_is_steered(tiny64):

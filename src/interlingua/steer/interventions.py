@@ -30,11 +30,20 @@ continues the same sequences. ``positions`` selects:
 
 ``tokens`` narrows this further to a per-token mask in token-index coordinates (padding-free,
 so the same mask works with any padding side and inside ``generate()``).
+
+How a call is placed: a 2-D ``attention_mask`` covers the cached positions and the new ones, so
+its width minus the call's length is the number already cached, and its zeros are the padding.
+Without one (transformers 5 ``generate()`` drops an all-ones mask, so every unpadded batch,
+batch size 1 included, decodes without a mask) every position is real and the KV cache says how
+many came before: it is read under either name transformers has given it (``cache`` since
+transformers 5, ``past_key_values`` before), or from ``cache_position`` where a model still gets
+one. Missing the cache there would make every decoding step look like a new one-token prompt.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -73,9 +82,8 @@ class PositionTracker:
         self._seen: torch.Tensor | None = None  # every token id of the current sequences so far
 
     def pre_hook(self, module, args, kwargs):
+        kwargs = _named(module, args, kwargs)
         ids = kwargs.get("input_ids")
-        if ids is None and args:
-            ids = args[0]
         if ids is None:
             embeds = kwargs.get("inputs_embeds")
             if embeds is None:
@@ -94,8 +102,7 @@ class PositionTracker:
                     f"the attention mask ({full.shape[1]} columns) is shorter than the input ({s} positions)."
                 )
         else:  # no 2-D mask: every position is real; the cache says how many came before
-            cache = kwargs.get("past_key_values")
-            past = int(cache.get_seq_length()) if cache is not None and hasattr(cache, "get_seq_length") else 0
+            past = _cached_length(kwargs)
             full = torch.ones(b, past + s, dtype=torch.bool, device=device)
         token_index = full.long().cumsum(1)[:, past:] - 1
         real = full[:, past:]
@@ -115,6 +122,37 @@ class PositionTracker:
         self.step = Step(real=real, token_index=token_index, prompt_len=prompt_len.to(device), past=past)
         self.calls += 1
         return None
+
+
+# The names the KV cache has been passed under to a model's forward: transformers 5 renamed
+# ``past_key_values`` to ``cache`` (models still accept the old name, deprecated, and rename it).
+_CACHE_NAMES = ("cache", "past_key_values")
+
+
+def _named(module, args: tuple, kwargs: dict) -> dict:
+    """The call's arguments by name: positional ones bound to ``module.forward``'s signature."""
+    if not args:
+        return kwargs
+    try:
+        return {**inspect.signature(module.forward).bind_partial(*args).arguments, **kwargs}
+    except (TypeError, ValueError):  # no signature to bind to: the first positional argument is the input
+        return {"input_ids": args[0], **kwargs}
+
+
+def _cached_length(kwargs: dict) -> int:
+    """Positions already in the KV cache of this call (0 without a cache)."""
+    position = kwargs.get("cache_position")  # transformers < 5 passes it on every call
+    if isinstance(position, torch.Tensor) and position.numel():
+        return int(position.reshape(-1)[0])
+    for name in _CACHE_NAMES:
+        cache = kwargs.get(name)
+        if cache is None:
+            continue
+        if hasattr(cache, "get_seq_length"):
+            return int(cache.get_seq_length())
+        if isinstance(cache, (tuple, list)) and cache and cache[0] is not None and len(cache[0]):
+            return int(cache[0][0].shape[-2])  # the legacy tuple format: (key, value) per layer
+    return 0
 
 
 def _extends(ids: torch.Tensor | None, seen: torch.Tensor | None) -> bool:
