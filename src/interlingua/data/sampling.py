@@ -58,6 +58,7 @@ def sample_texts(
             for start in tqdm(range(0, n, batch_size), desc=f"sampling {model.name}", disable=not progress):
                 batch = prompts[start : start + batch_size]
                 enc = tok(batch, return_tensors="pt", padding=True).to(model.device)
+                enc.pop("token_type_ids", None)  # some tokenizers return it; generate() of decoder-only models refuses it
                 gen = model.model.generate(
                     **enc, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
                     max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
