@@ -244,3 +244,18 @@ def test_unknown_controls_are_refused_before_any_work():
         check_names(["shuffled_pairing", "bogus"])
     assert set(check_names(["all"])) >= {"shuffled_pairing", "label_shuffle", "off_by_one", "random_init_target",
                                          "lexical_only_target", "synthetic_target"}
+
+
+def test_resampled_auroc_equals_auroc_of_each_resample():
+    from interlingua.metrics import auroc
+    from interlingua.translate.nulls import auroc_resampled, bootstrap_counts
+
+    g = torch.Generator().manual_seed(3)
+    groups = torch.arange(40).repeat_interleave(2)
+    labels = torch.tensor([1.0, 0.0]).repeat(40)
+    scores = torch.randint(0, 5, (80,), generator=g).double() + labels  # many ties
+    counts = bootstrap_counts(groups, 30, seed=1)
+    for b in range(30):
+        assert torch.equal(counts[b, 0::2], counts[b, 1::2])  # a pair is resampled whole
+        idx = torch.repeat_interleave(torch.arange(80), counts[b].long())
+        assert float(auroc_resampled(scores, labels, counts)[b]) == pytest.approx(auroc(scores[idx], labels[idx]))

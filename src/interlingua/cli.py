@@ -115,12 +115,14 @@ def cmd_sample(args) -> None:
 def cmd_demo(args) -> None:
     from interlingua.demo import run_demo
 
-    concepts = tuple(args.concepts.split(",")) if args.concepts else None
-    from interlingua.models.dtype import resolve_dtype
+    concepts = tuple(c for c in args.concepts.split(",") if c) if args.concepts else None
+    if concepts:
+        from interlingua.concepts import load_concept
 
-    dtype = str(resolve_dtype(args.dtype)).removeprefix("torch.")  # the report names the dtype, not "auto"
-    result = run_demo(out=Path(args.out), dtype=dtype, corpus_docs=args.corpus_docs, progress=not args.json,
-                      **({"concepts": concepts} if concepts else {}))
+        for c in concepts:  # an unknown name fails here, before any model loads
+            load_concept(c)
+    result = run_demo(out=Path(args.out), dtype=args.dtype, corpus_docs=args.corpus_docs, generate=args.generate,
+                      progress=not args.json, **({"concepts": concepts} if concepts else {}))
     if args.json:
         _print_json(result)
 
@@ -465,7 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "transferred AUROC, recovery and controls (results.json + report.md).")
     s.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     s.add_argument("--concepts", help="comma-separated built-in concepts (default: plural_noun,sentiment,negation_scope)")
-    s.add_argument("--corpus-docs", type=int, default=40, help="bundled-corpus documents in the shared text")
+    s.add_argument("--corpus-docs", type=_count(5), default=60, help="bundled-corpus documents in the shared text")
+    s.add_argument("--generate", type=_count(0), default=0,
+                   help="texts each model writes per concept (its generative mode) for the shared text")
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_demo)

@@ -35,7 +35,7 @@ from interlingua.concepts.dataset import ConceptDataset, SplitData
 from interlingua.errors import InterlinguaError
 from interlingua.models.loaded import LoadedModel
 from interlingua.translate.evaluate import EvalSplit
-from interlingua.translate.nulls import ALPHA, bootstrap, document_permutations, null_summary, p_value
+from interlingua.translate.nulls import ALPHA, document_permutations, null_summary, percentile_interval
 from interlingua.translate.pairs import WordPairs
 from interlingua.translate.readout import RidgeCV, RidgeSelection
 
@@ -175,10 +175,10 @@ def _floor_record(ctx: ControlContext, floor_scores: dict[str, torch.Tensor], fl
         fsplit = floor_splits[name]
         rec = {"fidelity_real": _r(split.fidelity(real)), "fidelity_floor": _r(fsplit.fidelity(fl)),
                "auroc_real": _r(split.label_auroc(real)), "auroc_floor": _r(fsplit.label_auroc(fl))}
-        rec["fidelity_difference_ci"] = bootstrap(lambda i: split.fidelity(real, i) - fsplit.fidelity(fl, i),
-                                                  split.draws)
-        rec["auroc_difference_ci"] = bootstrap(lambda i: split.label_auroc(real, i) - fsplit.label_auroc(fl, i),
-                                               split.draws)
+        rec["fidelity_difference_ci"] = percentile_interval(
+            split.fidelity(real, resampled=True) - fsplit.fidelity(fl, resampled=True))
+        rec["auroc_difference_ci"] = percentile_interval(
+            split.label_auroc(real, resampled=True) - fsplit.label_auroc(fl, resampled=True))
         out[name] = rec
     test = out["test"]
     stat = "fidelity" if test["fidelity_difference_ci"] is not None else "auroc"
@@ -202,7 +202,7 @@ def _translate_into(ctx: ControlContext, xb_shared: dict[str, torch.Tensor], xb_
                     seed=ctx.seed)
     sel = ridge.select(ctx.score_a)
     splits = {n: EvalSplit(name=n, labels=s.labels, groups=s.groups, score_a=s.score_a, xb=xb_splits[n],
-                           native_b=s.native_b, bow=s.bow, n_boot=s.n_boot, seed=s.seed, _draws=s.draws)
+                           native_b=s.native_b, bow=s.bow, n_boot=s.n_boot, seed=s.seed, _counts=s.counts)
               for n, s in ctx.splits.items()}
     scores = {n: sel.scores(splits[n].xb)[:, 0] for n in splits}
     return sel, scores, splits

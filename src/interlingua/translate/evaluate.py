@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from interlingua.metrics import _average_ranks, auroc
-from interlingua.translate.nulls import bootstrap, bootstrap_draws
+from interlingua.translate.nulls import auroc_resampled, bootstrap_counts, percentile_interval
 
 MIN_NATIVE_GAP = 0.05  # native AUROC within this of 0.5: recovery is undefined
 
@@ -61,7 +61,7 @@ class EvalSplit:
     bow: float | None = None
     n_boot: int = 1000
     seed: int = 0
-    _draws: list | None = field(default=None, repr=False)
+    _counts: torch.Tensor | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -72,35 +72,38 @@ class EvalSplit:
         return self.score_a > 0
 
     @property
-    def draws(self) -> list[torch.Tensor]:
-        """The split's bootstrap resamples (whole pairs), shared by every statistic."""
-        if self._draws is None:
-            self._draws = bootstrap_draws(self.groups, self.n_boot, self.seed)
-        return self._draws
+    def counts(self) -> torch.Tensor:
+        """The split's bootstrap resamples (whole pairs) as multiplicities ``[n_boot, n]``, shared by
+        every statistic so that differences and ratios are paired."""
+        if self._counts is None:
+            self._counts = bootstrap_counts(self.groups, self.n_boot, self.seed)
+        return self._counts
 
-    def fidelity(self, scores_b: torch.Tensor, idx: torch.Tensor | None = None) -> float:
-        """AUROC of B's score against A's decisions (NaN where A decides every text alike)."""
-        if idx is None:
-            return auroc(scores_b, self.decisions_a)
-        return auroc(scores_b[idx], self.decisions_a[idx])
+    def fidelity(self, scores_b: torch.Tensor, resampled: bool = False) -> float | torch.Tensor:
+        """AUROC of B's score against A's decisions (NaN where A decides every text alike); with
+        ``resampled``, one value per bootstrap resample."""
+        if resampled:
+            return auroc_resampled(scores_b, self.decisions_a, self.counts)
+        return auroc(scores_b, self.decisions_a)
 
-    def label_auroc(self, scores_b: torch.Tensor, idx: torch.Tensor | None = None) -> float:
-        if idx is None:
-            return auroc(scores_b, self.labels)
-        return auroc(scores_b[idx], self.labels[idx])
+    def label_auroc(self, scores_b: torch.Tensor, resampled: bool = False) -> float | torch.Tensor:
+        if resampled:
+            return auroc_resampled(scores_b, self.labels, self.counts)
+        return auroc(scores_b, self.labels)
 
     def evaluate(self, scores_b: torch.Tensor) -> dict:
         """Fidelity, label AUROC, recovery and their paired bootstrap intervals for B scores ``[m]``."""
         s = scores_b.double()
         fid = self.fidelity(s)
         a_classes = [int(self.decisions_a.sum()), int((~self.decisions_a).sum())]
+        boot = self.label_auroc(s, resampled=True)
         out = {
             "fidelity": _r(fid),
-            "fidelity_ci": bootstrap(lambda i: self.fidelity(s, i), self.draws) if fid == fid else None,
+            "fidelity_ci": percentile_interval(self.fidelity(s, resampled=True)) if fid == fid else None,
             "rank_correlation": round(rank_correlation(s, self.score_a), 4),
             "a_decides_positive": a_classes[0], "a_decides_negative": a_classes[1],
             "auroc": _r(self.label_auroc(s)),
-            "auroc_ci": bootstrap(lambda i: self.label_auroc(s, i), self.draws),
+            "auroc_ci": percentile_interval(boot),
             "auroc_source": _r(auroc(self.score_a, self.labels)),
             "auroc_bag_of_words": self.bow,
         }
@@ -109,17 +112,17 @@ class EvalSplit:
         if self.native_b is not None:
             nat = self.native_b.double()
             native = self.label_auroc(nat)
+            nat_boot = self.label_auroc(nat, resampled=True)
+            defined = (nat_boot - 0.5) >= MIN_NATIVE_GAP
+            ratios = (boot[defined] - 0.5) / (nat_boot[defined] - 0.5)
             rec = recovery(out["auroc"], native)
-            diffs = [self.label_auroc(s, i) - self.label_auroc(nat, i) for i in self.draws]
-            ratios = [recovery(self.label_auroc(s, i), self.label_auroc(nat, i)) for i in self.draws]
-            defined = [r for r in ratios if r is not None]
             out.update({
                 "auroc_native_target": _r(native),
                 "auroc_minus_native": _r(out["auroc"] - native),
-                "auroc_minus_native_ci": _interval(diffs),
+                "auroc_minus_native_ci": percentile_interval(boot - nat_boot),
                 "recovery": rec,
-                "recovery_ci": _interval(defined) if len(defined) >= 0.9 * len(ratios) else None,
-                "recovery_defined_in": round(len(defined) / len(ratios), 3),
+                "recovery_ci": percentile_interval(ratios) if float(defined.double().mean()) >= 0.9 else None,
+                "recovery_defined_in": round(float(defined.double().mean()), 3),
             })
             if rec is None:
                 out["recovery_undefined"] = f"B's own probe is near chance on {self.name} (AUROC {_r(native)})"
@@ -130,9 +133,3 @@ class EvalSplit:
 
 def _r(x: float | None) -> float | None:
     return None if x is None or x != x else round(float(x), 4)
-
-
-def _interval(values: list[float]) -> list[float] | None:
-    from interlingua.translate.nulls import percentile_interval
-
-    return percentile_interval(values)

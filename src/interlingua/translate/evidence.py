@@ -40,14 +40,30 @@ def layer_pair_map(pairs: WordPairs, hooks_a: Sequence[str], hooks_b: Sequence[s
 
 
 def cka_test(pairs: WordPairs, hook_a: str, hook_b: str, *, draws: int = 200, n: int = 1000, seed: int = 0) -> dict:
-    """Debiased CKA of the chosen pair against B's rows reassigned across documents (``draws`` times)."""
+    """Debiased CKA of the chosen pair against B's rows reassigned across documents (``draws`` times).
+
+    A's Gram matrix is computed once; each draw costs one Gram matrix of B's reassigned rows.
+    """
+    from interlingua.similarity import _hsic_unbiased
+
     gen = torch.Generator().manual_seed(seed + 1)
     rows = torch.randperm(len(pairs), generator=gen)[:n]
-    xa = _z(pairs.a[hook_a][rows])
-    value = cka_debiased(xa, _z(pairs.b[hook_b][rows]))
-    perms = document_permutations(pairs.doc, draws, seed)
+
+    def gram(x: torch.Tensor) -> torch.Tensor:
+        z = _z(x).float()
+        z = z - z.mean(0)
+        return (z @ z.T).double()
+
+    k = gram(pairs.a[hook_a][rows])
+    hkk = float(_hsic_unbiased(k, k))
+
+    def cka(l: torch.Tensor) -> float:
+        return float(_hsic_unbiased(k, l)) / max(hkk * float(_hsic_unbiased(l, l)), 1e-300) ** 0.5
+
     xb = pairs.b[hook_b]
-    null = torch.tensor([cka_debiased(xa, _z(xb[perms[k][rows]])) for k in range(draws)])
+    value = cka(gram(xb[rows]))
+    perms = document_permutations(pairs.doc, draws, seed)
+    null = torch.tensor([cka(gram(xb[perms[j][rows]])) for j in range(draws)])
     return {"value": round(value, 6), **null_summary(value, null)}
 
 
@@ -65,14 +81,14 @@ def procrustes_method(concept_a: Concept, pairs: WordPairs, groups: torch.Tensor
     return out
 
 
-def direction_retrieval(name: str, readout: Readout, reader_b: Reader, hook_b: str, hooks_b: Sequence[str],
-                        pairs: WordPairs, dataset: ConceptDataset) -> dict:
+def direction_retrieval(name: str, readout: Readout, reader_b: Reader, hook_b: str, pairs: WordPairs,
+                        dataset: ConceptDataset) -> dict:
     """Rank of the concept among all built-in concepts (plus this one) by standardised cosine."""
     from interlingua.translate.retrieval import builtin_datasets, native_directions, retrieval
 
     datasets = builtin_datasets()
     datasets[name] = dataset
-    natives = native_directions(reader_b, hook_b, list(hooks_b), datasets)
+    natives = native_directions(reader_b, hook_b, [hook_b], datasets)
     return retrieval(readout, name, natives, pairs.b[hook_b].double().std(0).clamp_min(1e-8))
 
 

@@ -11,7 +11,7 @@ whole documents (:func:`document_permutations`), keeping the order of words insi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -41,16 +41,15 @@ def document_permutations(doc: torch.Tensor, draws: int, seed: int = 0) -> torch
     block = torch.repeat_interleave(torch.arange(m), counts)
     rank = torch.arange(len(doc)) - starts[block]
     gen = torch.Generator().manual_seed(seed)
-    out = torch.empty(draws, len(doc), dtype=torch.long)
-    for k in range(draws):
-        while True:
-            perm = torch.randperm(m, generator=gen)
-            if not bool((perm == torch.arange(m)).any()):
-                break
-        offset = torch.randint(0, 1 << 30, (m,), generator=gen)
-        src = perm[block]
-        out[k] = starts[src] + (rank + offset[block]) % counts[src]
-    return out
+    perm = torch.rand(draws, m, generator=gen).argsort(1)
+    while True:  # redraw the rows that left a document in place (a random derangement per row)
+        fixed = (perm == torch.arange(m)).any(1)
+        if not bool(fixed.any()):
+            break
+        perm[fixed] = torch.rand(int(fixed.sum()), m, generator=gen).argsort(1)
+    offset = torch.randint(0, 1 << 30, (draws, m), generator=gen)
+    src = perm[:, block]
+    return starts[src] + (rank + offset[:, block]) % counts[src]
 
 
 def p_value(real: float, null: Sequence[float] | torch.Tensor) -> float:
@@ -82,36 +81,42 @@ def null_summary(real: float, null: torch.Tensor, level: float = 0.95) -> dict:
             "max": round(float(t[-1]), 4), "median": round(float(t[n // 2]), 4)}
 
 
-def group_members(groups: torch.Tensor) -> list[torch.Tensor]:
-    """Row indices of each group (in order of the sorted group ids)."""
-    _, inverse = torch.unique(torch.as_tensor(groups), return_inverse=True)
-    order = torch.argsort(inverse, stable=True)
-    counts = torch.bincount(inverse)
-    return list(torch.split(order, counts.tolist()))
+def bootstrap_counts(groups: torch.Tensor, n_boot: int, seed: int = 0) -> torch.Tensor:
+    """``[n_boot, n]`` multiplicities of every row in resamples of whole groups (e.g. both texts of a pair).
 
-
-def bootstrap_draws(groups: torch.Tensor, n_boot: int, seed: int = 0) -> list[torch.Tensor]:
-    """``n_boot`` resamples of row indices, whole groups (e.g. both texts of a pair) at a time.
-
-    One list of resamples serves several statistics, which makes their intervals *paired*.
+    One matrix serves several statistics, which makes their intervals *paired*; counts rather
+    than index lists let a statistic be computed for all resamples at once.
     """
-    members = group_members(groups)
+    _, inverse = torch.unique(torch.as_tensor(groups), return_inverse=True)
+    n_groups = int(inverse.max()) + 1
     gen = torch.Generator().manual_seed(seed)
-    return [torch.cat([members[int(g)] for g in torch.randint(len(members), (len(members),), generator=gen)])
-            for _ in range(n_boot)]
+    picks = torch.randint(n_groups, (n_boot, n_groups), generator=gen)
+    per_group = torch.zeros(n_boot, n_groups).scatter_add_(1, picks, torch.ones(n_boot, n_groups))
+    return per_group[:, inverse]
 
 
-def percentile_interval(values: Sequence[float], level: float = 0.95) -> list[float] | None:
-    t = torch.as_tensor(list(values), dtype=torch.float64)
+def auroc_resampled(scores: torch.Tensor, labels: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """AUROC of ``scores`` against binary ``labels`` in every resample ``counts`` [B, n]: ``[B]``.
+
+    AUROC = Σ c_i c_j [s_i > s_j] (ties ½) / (Σ c_i · Σ c_j) over positives i and negatives j, from
+    one comparison matrix of the original items; NaN where a resample holds one class only.
+    """
+    y = torch.as_tensor(labels).flatten() > 0.5
+    s = scores.double().flatten()
+    pos, neg = s[y], s[~y]
+    if len(pos) == 0 or len(neg) == 0:
+        return torch.full((counts.shape[0],), float("nan"), dtype=torch.float64)
+    cmp = (pos[:, None] > neg[None, :]).double() + 0.5 * (pos[:, None] == neg[None, :]).double()
+    cp, cn = counts[:, y].double(), counts[:, ~y].double()
+    num = ((cp @ cmp) * cn).sum(1)
+    den = cp.sum(1) * cn.sum(1)
+    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.tensor(float("nan"), dtype=torch.float64))
+
+
+def percentile_interval(values: Sequence[float] | torch.Tensor, level: float = 0.95) -> list[float] | None:
+    t = torch.as_tensor(values, dtype=torch.float64).flatten()
     t = t[~torch.isnan(t)]
     if len(t) == 0:
         return None
     a = (1 - level) / 2
     return [round(float(t.quantile(a)), 4), round(float(t.quantile(1 - a)), 4)]
-
-
-def bootstrap(stat: Callable[[torch.Tensor], float], draws: Sequence[torch.Tensor], level: float = 0.95
-              ) -> list[float] | None:
-    """Percentile interval of ``stat(indices)`` over the resamples ``draws`` (NaN draws dropped)."""
-    return percentile_interval([stat(idx) for idx in draws], level)
-

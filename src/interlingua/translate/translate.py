@@ -366,7 +366,7 @@ def _evidence(concept_a, model_b, pairs: WordPairs, groups: torch.Tensor, readou
     from interlingua.translate import evidence as ev
 
     out: dict = {"methods": {"procrustes_map": ev.procrustes_method(concept_a, pairs, groups, hook_b, splits)}}
-    out["retrieval"] = ev.direction_retrieval(concept_a.name, readout, reader_b, hook_b, hooks_b, pairs, dataset)
+    out["retrieval"] = ev.direction_retrieval(concept_a.name, readout, reader_b, hook_b, pairs, dataset)
     if cfg.concept_texts:
         out["retrieval"]["note"] = ("this concept's train texts are part of the shared text, and its native "
                                     "direction comes from them: rank 1 is partly built in")
