@@ -24,6 +24,17 @@ def test_models_says_which_dtype_auto_picks(capsys):
     assert f"--dtype auto (every command's default) is {auto_dtype().reason}" in capsys.readouterr().out
 
 
+def test_concept_list_reports_bag_of_words_per_split(capsys):
+    assert main(["concept", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert len(rows) == 23
+    assert {"train", "test", "ood", "bow_auroc_test", "bow_auroc_ood"} <= set(rows["plural_noun"])
+    assert rows["plural_noun"]["bow_auroc_test"] >= 0.9 and rows["plural_noun"]["bow_auroc_ood"] <= 0.6
+    assert main(["concept", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "bow_test" in out and "bow_ood" in out and "Naive Bayes" in out
+
+
 def test_extract_from_text_file(llama_dir, tmp_path, capsys):
     texts = tmp_path / "t.txt"
     texts.write_text("first document here\n\nsecond one, a little longer than the first\n", encoding="utf-8")

@@ -109,7 +109,8 @@ def test_prompt_baseline(small_sentiment):
     assert prefix.splitlines() == [t for t, y in zip(train.texts, train.binary.tolist()) if y][:3]
     assert prompts == [prefix + "I think"]
     neg, _ = prompt_baseline(["I think"], small_sentiment, positive=False)
-    assert "meagre" in neg[0] or "not" in neg[0]
+    negatives = [t for t, y in zip(train.texts, train.binary.tolist()) if not y][:3]
+    assert neg[0].splitlines()[:3] == negatives and neg[0].endswith("I think")
     assert prompt_baseline(["x"], prefix="Be happy. ")[0] == ["Be happy. x"]
 
 

@@ -129,16 +129,20 @@ def cmd_demo(args) -> None:
 
 def cmd_concept_list(args) -> None:
     from interlingua.concepts import list_concepts
+    from interlingua.concepts.baselines import split_baselines
 
     rows = [{"name": c.name, "kind": c.kind, "train": c.size("train"), "test": c.size("test"),
-             "ood": c.size("ood"), "description": c.description} for c in list_concepts()]
+             "ood": c.size("ood"), **split_baselines(c), "description": c.description} for c in list_concepts()]
     if args.json:
         return _print_json(rows)
-    print(f"{'name':<24}{'kind':<17}{'train':>6}{'test':>6}{'ood':>6}  description")
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    print(f"{'name':<24}{'kind':<17}{'train':>6}{'test':>6}{'ood':>6}{'bow_test':>9}{'bow_ood':>8}  description")
     for r in rows:
-        print(f"{r['name']:<24}{r['kind'] or '-':<17}{r['train']:>6}{r['test']:>6}{r['ood']:>6}  {r['description']}")
-    print(f"{len(rows)} built-in concepts; `interlingua concept find --concept FILE` takes your own "
-          "(format: see `interlingua concept find --help`).")
+        print(f"{r['name']:<24}{r['kind'] or '-':<17}{r['train']:>6}{r['test']:>6}{r['ood']:>6}"
+              f"{fmt(r['bow_auroc_test']):>9}{fmt(r['bow_auroc_ood']):>8}  {r['description']}")
+    print(f"{len(rows)} built-in concepts. bow_test / bow_ood: AUROC of a bag-of-words Naive Bayes (word unigrams "
+          "+ bigrams) fitted on train: near 1, words alone separate the split. `interlingua concept find --concept "
+          "FILE` takes your own (format: see `interlingua concept find --help`).")
 
 
 def cmd_concept_find(args) -> None:
@@ -380,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     concept = sub.add_parser("concept", help="concept datasets and finding concepts in a model")
     csub = concept.add_subparsers(dest="concept_command", required=True, metavar="SUBCOMMAND")
-    s = csub.add_parser("list", help="the built-in concepts with sizes and a description")
+    s = csub.add_parser("list", help="the built-in concepts with sizes, a bag-of-words baseline per split and a "
+                                     "description")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_concept_list)
     s = csub.add_parser(

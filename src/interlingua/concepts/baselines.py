@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from interlingua.concepts.dataset import SplitData
+from interlingua.concepts.dataset import ConceptDataset, SplitData
 from interlingua.errors import InterlinguaError
 from interlingua.metrics import auroc
 
@@ -103,3 +103,11 @@ def bag_of_words_auroc(train: SplitData, other: SplitData, *, ngram: int = 2, al
     """
     nb = NaiveBayes.fit(train, ngram=ngram, alpha=alpha, features=features)
     return auroc(nb.score(other.texts), other.labels)
+
+
+def split_baselines(dataset: ConceptDataset) -> dict[str, float | None]:
+    """The bag-of-words AUROC of ``dataset``'s test and ood splits, fitted on its train split:
+    ``{"bow_auroc_test": ..., "bow_auroc_ood": ...}`` (rounded to 4 places; None for a missing split)."""
+    train = dataset.split("train")
+    return {f"bow_auroc_{s}": (round(bag_of_words_auroc(train, dataset.split(s)), 4) if s in dataset.splits else None)
+            for s in ("test", "ood")}
