@@ -246,8 +246,11 @@ def _read_docs(
     for batch in _batches(lengths, docs, batch_tokens):
         store = _forward_batch(model, points, [tok.ids[d] for d in batch])
         for r, d in enumerate(batch):
-            # clone: a view would keep the whole padded batch alive until the final concatenation
-            kept[d] = {h: store[h][r, rows_of(d)].cpu().clone() for h in store}
+            rows = rows_of(d)
+            # a slice is a view, which would keep the whole padded batch alive until the final
+            # concatenation: clone it; indexing with a list already copies
+            kept[d] = {h: (store[h][r, rows].clone() if isinstance(rows, slice) else store[h][r, rows]).cpu()
+                       for h in store}
         if on_tokens:
             on_tokens(sum(lengths[d] for d in batch))
     return {

@@ -122,7 +122,7 @@ def cmd_demo(args) -> None:
         for c in concepts:  # an unknown name fails here, before any model loads
             load_concept(c)
     result = run_demo(out=Path(args.out), dtype=args.dtype, corpus_docs=args.corpus_docs, generate=args.generate,
-                      progress=not args.json, **({"concepts": concepts} if concepts else {}))
+                      max_pairs=args.max_pairs, progress=not args.json, **({"concepts": concepts} if concepts else {}))
     if args.json:
         _print_json(result)
 
@@ -475,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--corpus-docs", type=_count(5), default=60, help="bundled-corpus documents in the shared text")
     s.add_argument("--generate", type=_count(0), default=0,
                    help="texts each model writes per concept (its generative mode) for the shared text")
+    s.add_argument("--max-pairs", type=_count(0), default=100,
+                   help="first pairs kept of every split of each concept (0: all; default 100 keeps the demo within "
+                        "10 minutes on 2 cores)")
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_demo)

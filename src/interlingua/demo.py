@@ -81,8 +81,14 @@ def targets(rows: list[dict]) -> list[dict]:
 
 
 def run_demo(out: Path, concepts: tuple[str, ...] = CONCEPTS, dtype: str = "auto", corpus_docs: int = 60,
-             generate: int = 0, controls: tuple[str, ...] = CONTROLS, progress: bool = True) -> dict:
-    """Find, translate both ways and report each of ``concepts``; returns what ``results.json`` holds."""
+             generate: int = 0, max_pairs: int = 100, controls: tuple[str, ...] = CONTROLS,
+             progress: bool = True) -> dict:
+    """Find, translate both ways and report each of ``concepts``; returns what ``results.json`` holds.
+
+    ``max_pairs`` keeps the first pairs of every split of each concept (0: all): the demo's budget
+    is 10 minutes on 2 cores, and the concept texts are most of what the models read;
+    ``benchmarks/translate.py`` runs every concept on its full splits.
+    """
     say = print if progress else (lambda *a, **k: None)
     config = TranslateConfig(corpus_docs=corpus_docs, controls=controls)  # checked before any model loads
     t_start = time.perf_counter()
@@ -95,7 +101,7 @@ def run_demo(out: Path, concepts: tuple[str, ...] = CONCEPTS, dtype: str = "auto
     grids = {n: default_layers(m) for n, m in models.items()}
     rows = []
     for name in concepts:
-        ds = load_concept(name)
+        ds = load_concept(name).head(max_pairs)
         native, generated = {}, {}
         for n, m in models.items():
             t0 = time.perf_counter()
@@ -127,6 +133,7 @@ def run_demo(out: Path, concepts: tuple[str, ...] = CONCEPTS, dtype: str = "auto
     result = {"models": MODELS, "dtype": str(models[MODELS[0]].dtype).removeprefix("torch."), "concepts": list(concepts),
               "shared_text": {"corpus_docs": corpus_docs, "generated_per_concept_and_model": generate,
                               "label_free": True},
+              "max_pairs_per_split": max_pairs,
               "summary": summary, "translations": rows}
     _io.write_json(out / "results.json", result)
     _write_report(out / "report.md", result, table)
@@ -146,7 +153,9 @@ def _write_report(path: Path, result: dict, table: str) -> None:
         f"Shared text: {result['shared_text']['corpus_docs']} bundled-corpus documents"
         + (f" and {result['shared_text']['generated_per_concept_and_model']} texts the source model wrote"
            if result["shared_text"]["generated_per_concept_and_model"] else "")
-        + "; no labelled text (label-free).", "",
+        + "; no labelled text (label-free). "
+        + (f"Each concept's splits are cut to their first {result['max_pairs_per_split']} pairs (the full splits: "
+           "benchmarks/translate.py)." if result["max_pairs_per_split"] else ""), "",
         "**Fidelity** = AUROC of B's translated score against the source model's own decisions on texts no step "
         "was fitted on; **recovery** = (AUROC_transfer − 0.5) / (AUROC_native_B − 0.5) against B's own probe "
         "(found from the labels on the same layers). Intervals are paired bootstrap 95% intervals over test pairs; "

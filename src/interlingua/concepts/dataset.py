@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
@@ -115,6 +115,18 @@ class ConceptDataset:
     @property
     def splits(self) -> list[str]:
         return [s for s in SPLITS if self.items.get(s)]
+
+    def head(self, n: int) -> ConceptDataset:
+        """The same concept with only the first ``n`` items of every split (``n`` = 0: all of them).
+
+        The generator writes items in random order, so this is a random subset; it makes a quick
+        run (the demo, a check on a slow CPU) cheaper at the price of wider intervals.
+        """
+        if not n:
+            return self
+        if n < 0:
+            raise InterlinguaError(f"the number of items per split must be >= 0, not {n}.")
+        return replace(self, items={s: v[:n] for s, v in self.items.items()})
 
     def size(self, split: str) -> int:
         return len(self.items.get(split, []))

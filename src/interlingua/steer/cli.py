@@ -4,7 +4,6 @@ vectors in and out of llama.cpp's GGUF format. A thin layer: it parses, calls th
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -67,9 +66,7 @@ def _prompts(args) -> list[str]:
 
 def _subset(dataset, n: int):
     """The first ``n`` items of every split (0: all), for speed on a CPU."""
-    if not n:
-        return dataset
-    return dataclasses.replace(dataset, items={s: v[:n] for s, v in dataset.items.items()})
+    return dataset.head(n)
 
 
 def _concept_and_dataset(arg: str, model, max_examples: int):

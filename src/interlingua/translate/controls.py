@@ -272,17 +272,24 @@ def synthetic_target_data(xb: dict[str, torch.Tensor], score_a: torch.Tensor, *,
 
 @control("synthetic_target", "positive")
 def synthetic_target(ctx: ControlContext, *, strength: float = 1.0) -> dict:
-    make, axis = synthetic_target_data(ctx.pairs.b, ctx.score_a, strength=strength, seed=ctx.seed)
-    xb_shared = make(ctx.pairs.b, ctx.score_a)
+    """The path from paired words to fidelity on the splits, into a B* whose answer is known.
+
+    B* is built at the hook the real translation chose (λ is chosen again, by the same
+    cross-validation); building it at every candidate hook would only repeat the same check.
+    """
+    hook = ctx.selection.hook(0)
+    real = {hook: ctx.pairs.b[hook]}
+    make, axis = synthetic_target_data(real, ctx.score_a, strength=strength, seed=ctx.seed)
+    xb_shared = make(real, ctx.score_a)
     ridge = RidgeCV(xb_shared, ctx.groups, lams=ctx.ridge.lams, folds=ctx.ridge.folds, weights=ctx.weights,
                     seed=ctx.seed)
     sel = ridge.select(ctx.score_a)
-    out: dict = {"strength": strength, "planted_dimension": axis, "target_hook": sel.hook(0)}
-    std = xb_shared[sel.hook(0)].double().std(0)
+    out: dict = {"strength": strength, "planted_dimension": axis, "target_hook": hook, "lam": sel.lam(0)}
+    std = xb_shared[hook].double().std(0)
     w = sel.weight[:, 0].double() * std  # standardised coordinates
     cosine = float(w[axis].abs() / w.norm().clamp_min(1e-300))
     for name, split in ctx.splits.items():
-        scores = sel.scores(make(split.xb, split.score_a))[:, 0]
+        scores = sel.scores(make({hook: split.xb[hook]}, split.score_a))[:, 0]
         out[name] = {"fidelity": _r(split.fidelity(scores)), "auroc": _r(split.label_auroc(scores))}
     fid = out["test"]["fidelity"]
     out.update({"statistic": "fidelity_test", "value": fid, "abs_cosine_planted": round(cosine, 4),

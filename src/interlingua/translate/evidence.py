@@ -39,7 +39,7 @@ def layer_pair_map(pairs: WordPairs, hooks_a: Sequence[str], hooks_b: Sequence[s
             for ha in hooks_a for hb in hooks_b]
 
 
-def cka_test(pairs: WordPairs, hook_a: str, hook_b: str, *, draws: int = 200, n: int = 1000, seed: int = 0) -> dict:
+def cka_test(pairs: WordPairs, hook_a: str, hook_b: str, *, draws: int = 200, n: int = 600, seed: int = 0) -> dict:
     """Debiased CKA of the chosen pair against B's rows reassigned across documents (``draws`` times).
 
     A's Gram matrix is computed once; each draw costs one Gram matrix of B's reassigned rows.
@@ -88,7 +88,7 @@ def direction_retrieval(name: str, readout: Readout, reader_b: Reader, hook_b: s
 
     datasets = builtin_datasets()
     datasets[name] = dataset
-    natives = native_directions(reader_b, hook_b, [hook_b], datasets)
+    natives = native_directions(reader_b, hook_b, [hook_b], datasets, n_pairs=10)
     return retrieval(readout, name, natives, pairs.b[hook_b].double().std(0).clamp_min(1e-8))
 
 

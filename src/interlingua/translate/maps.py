@@ -90,11 +90,14 @@ def fit_ridge_map(xa: torch.Tensor, xb: torch.Tensor, *, lams: Sequence[float] =
 
 def _whiteners(x: torch.Tensor, ks: Sequence[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Per k: (mean, P [d, k], P⁺ [k, d]) with z = (x − mean) P of identity covariance and
-    x ≈ z P⁺ + mean. One SVD serves every k."""
+    x ≈ z P⁺ + mean. One eigendecomposition of the d × d covariance serves every k (the same
+    principal axes as an SVD of the n × d data, at a fraction of the cost)."""
     x = x.double()
     mean = x.mean(0)
-    _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
-    sd = s / (x.shape[0] - 1) ** 0.5
+    xc = x - mean
+    e, v = torch.linalg.eigh(xc.T @ xc / (x.shape[0] - 1))
+    order = e.argsort(descending=True)
+    sd, vt = e[order].clamp_min(1e-300).sqrt(), v[:, order].T
     return {k: (mean, vt[:k].T / sd[:k], sd[:k, None] * vt[:k]) for k in ks}
 
 

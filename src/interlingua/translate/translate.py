@@ -245,7 +245,7 @@ def translate_concept(
                          head_words=cfg.neuron_words if neuron else 0, reader_a=reader_a, reader_b=reader_b)
     timings["read_shared_text"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    splits, split_texts = _eval_splits(concept_a, dataset, reader_a, reader_b, hooks_b, neuron, sae_hook, cfg)
+    splits, split_texts = _eval_splits(concept_a, dataset, reader_a, reader_b, hooks_b, sae_hook, cfg)
     train = dataset.split("train")
     x_train = reader_a.read(train.texts, concept_a.hook)[concept_a.hook]
     timings["read_concept_texts"] = time.perf_counter() - t0
@@ -331,13 +331,13 @@ def _neuron_hooks(model_b: LoadedModel, layers_b: Sequence[int]) -> dict[int, li
 
 
 def _eval_splits(concept_a: Concept, dataset: ConceptDataset, reader_a: Reader, reader_b: Reader,
-                 hooks_b: list[str], neuron: dict[int, list[str]], sae_hook: str | None, cfg: TranslateConfig
+                 hooks_b: list[str], sae_hook: str | None, cfg: TranslateConfig
                  ) -> tuple[dict[str, EvalSplit], dict[str, list[str]]]:
     """Test and OOD texts read by both models at the last token (B at every candidate hook)."""
     from interlingua.concepts.baselines import bag_of_words_auroc
 
     train = dataset.split("train")
-    extra = [h for hs in neuron.values() for h in hs] + ([sae_hook] if sae_hook else [])
+    extra = [sae_hook] if sae_hook else []
     splits, texts = {}, {}
     for name in ("test", "ood"):
         if name not in dataset.splits:
@@ -373,7 +373,7 @@ def _evidence(concept_a, model_b, pairs: WordPairs, groups: torch.Tensor, readou
     layer = model_b.hook(hook_b).layer
     if neuron:
         h_pre, h_attn = neuron[layer]
-        inputs_test = reader_b.read(dataset.split("test").texts, [h_pre, h_attn])
+        inputs_test = reader_b.read(dataset.split("test").texts, [h_pre, h_attn])  # one pass, stopping at the layer
         n = pairs.n_head
         out["neuron_search"] = ev.neuron_search(
             model_b, layer, (pairs.b_head[h_pre], pairs.b_head[h_attn]), score_a[:n], pairs.doc[:n], splits["test"],
