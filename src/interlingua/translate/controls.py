@@ -240,12 +240,15 @@ def lexical_only_target(ctx: ControlContext) -> dict:
 
 
 def synthetic_target_data(xb: dict[str, torch.Tensor], score_a: torch.Tensor, *, strength: float = 1.0,
-                          noise: float = 0.1, seed: int = 0) -> tuple[Callable[[dict, torch.Tensor], dict], int]:
-    """The synthetic B*: ``x* = [x R + noise·σ·ε, strength·σ·z(s_A) + noise·σ·ε]`` per hook.
+                          noise: float = 0.1, planted_noise: float = 0.01, seed: int = 0
+                          ) -> tuple[Callable[[dict, torch.Tensor], dict], int]:
+    """The synthetic B*: ``x* = [x R + noise·σ·ε, strength·σ·z(s_A) + planted_noise·σ·ε]`` per hook.
 
     ``R`` is a random orthogonal matrix (known), σ the mean per-dimension standard deviation
     of ``x R`` on the shared text, ``z(s_A)`` A's score standardised on the shared text. The
-    extra (last) dimension carries A's concept; everything else is the real B, rotated.
+    extra (last) dimension carries A's concept; everything else is the real B, rotated. The
+    planted dimension's own noise is small (1 %) so that the control fails only when the path
+    loses the planted signal, not because A's test scores differ by less than the noise.
     Returns the transform (applied to the shared text and to every evaluation split alike)
     and the index of the planted dimension.
     """
@@ -263,7 +266,7 @@ def synthetic_target_data(xb: dict[str, torch.Tensor], score_a: torch.Tensor, *,
             rot = x.double() @ r
             rot = rot + noise * sigma[h] * torch.randn(rot.shape, generator=g, dtype=torch.float64)
             planted = strength * sigma[h] * (s.double() - mu) / sd
-            planted = planted + noise * sigma[h] * torch.randn(len(s), generator=g, dtype=torch.float64)
+            planted = planted + planted_noise * sigma[h] * torch.randn(len(s), generator=g, dtype=torch.float64)
             out[h] = torch.cat([rot, planted[:, None]], 1).float()
         return out
 
