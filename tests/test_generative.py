@@ -94,13 +94,21 @@ def test_sentence_ends_and_trimming():
 
 
 def test_clean_rewrite_and_goals():
-    assert clean_rewrite("\n  Rewritten sentence: \"The cats slept.\"\nMore text") == "The cats slept."
+    assert clean_rewrite("\n  New sentence: \"The cats slept.\" More.\nMore text", 1) == "The cats slept."
+    assert clean_rewrite("A positive review: The soup was lovely.", goal="a positive review") == "The soup was lovely."
     assert clean_rewrite("   \n\n") == ""
-    toward, away = rewrite_goals("plural_noun", "the text ends with a plural noun (positive) vs the same noun in "
-                                                "the singular (negative)")
-    assert "ends with a plural noun" in toward and "singular" in away and "(positive)" not in toward + away
-    toward, away = rewrite_goals("formality", "formal register")
-    assert "formality" in toward and "does not" in away
+    # replies that talk about the task, repeat the goal, or copy the input are no rewrites
+    assert clean_rewrite("The sentence is: The cats slept.") == ""
+    assert clean_rewrite("The text ends with a plural noun, cats.", goal="the text ends with a plural noun") == ""
+    assert clean_rewrite("The cat slept!", source="The cat slept.") == ""
+    assert clean_rewrite("The cats slept.", source="The cat slept.") == "The cats slept."
+    toward, away = rewrite_goals("sentiment", "a positive review (positive) vs a negative review of the same things")
+    assert (toward, away) == ("a positive review", "a negative review of the same things")
+    toward, away = rewrite_goals("negation_scope", "the MAIN clause is negated (positive) vs the subordinate clause "
+                                                   "is negated; same words")
+    assert away == "the subordinate clause is negated"
+    assert rewrite_goals("formality", "formal register") == ("formal register", "the opposite of: formal register")
+    assert rewrite_goals("plural_noun", None) == ("plural noun", "not plural noun")
 
 
 # ---- generation: stop_when, measurements ------------------------------------------------------
@@ -197,7 +205,8 @@ def test_rewrites_with_a_chat_template_share_a_group_per_sentence(planted):
                         "no 'the' (negative)", **FAST)
     assert not got.skipped and len(got) == 8
     toward, away = got.by_source("rewrite_toward"), got.by_source("rewrite_away")
-    assert len(toward) == len(away) == 2 and all(g.strength is None and g.text for g in toward + away)
+    assert len(toward) + len(away) + len(got.by_source("sampled")) == 8
+    assert toward and away and all(g.strength is None and g.text for g in toward + away)
     prompt_groups = {g.group for g in got.by_source("sampled")}
     assert not prompt_groups & {g.group for g in toward + away}  # rewrite groups never collide with prompt groups
     for g in toward + away:  # the prompt is the corpus sentence; the same sentence has the same group

@@ -52,12 +52,11 @@ from interlingua.steer.strength import check_number
 SOURCES = ("sampled", "steered_toward", "steered_away", "rewrite_toward", "rewrite_away")
 KINDS = {"sampled": ("sampled",), "steered": ("steered_toward", "steered_away"),
          "rewrite": ("rewrite_toward", "rewrite_away")}
-DEFAULT_CANDIDATES = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+DEFAULT_LADDER = (4.0, 8.0, 16.0, 32.0, 64.0)  # × the natural spread along the steering direction
+DEFAULT_DIRECTION = "readout"
 
-REWRITE_TEMPLATE = (
-    "Rewrite the sentence below so that {goal}. Change as few words as possible. "
-    "Answer with the rewritten sentence only.\n\nSentence: {sentence}"
-)
+# Short and imperative: SmolLM2-135M-Instruct follows this one best of those tried (benchmarks/results_generative.md)
+REWRITE_TEMPLATE = "{sentence}\n\nRewrite this sentence: {goal}. Reply with the new sentence only."
 
 
 @dataclass(frozen=True)
@@ -167,12 +166,14 @@ def corpus_sentences(split: str = "train", min_words: int = 6, max_words: int = 
 
     out = []
     for doc in load_corpus(split):
-        for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", doc.replace("\n", " ")):
-            s = s.strip()
-            n = len(s.split())
-            if (min_words <= n <= max_words and s[0].isupper() and s[-1] in ".!?"
-                    and not re.search(r"[\"“”‘’;:()\[\]_*]|--|'", s)):
-                out.append(s)
+        doc = doc.replace("\n", " ")
+        at = 0
+        for end in sentence_ends(doc):
+            sent, at = doc[at:end].strip(), end
+            n = len(sent.split())
+            if (min_words <= n <= max_words and sent[0].isupper() and sent[-1] in ".!?"
+                    and not re.search(r"[\"“”‘’;:()\[\]_*]|--|'|\bCHAPTER\b|[A-Z]{3,}", sent)):
+                out.append(sent)
     if not out:
         raise InterlinguaError(f"the bundled corpus split {split!r} has no sentences of {min_words}–{max_words} words.")
     return tuple(out)
@@ -315,47 +316,64 @@ def _bound(model, concept) -> None:
             f"and read by the same model (concept.bind(model)).")
 
 
-def steering_direction(model, concept, kind: str = "pattern", *, texts: Sequence[str] | None = None,
-                       n_docs: int = 24, max_tokens: int = 96) -> torch.Tensor:
-    """The unit vector to steer along for ``concept``: its readout, or the readout's activation pattern.
-
-    ``"readout"``: the readout's own direction ``w`` (a *filter*: for a probe fitted on
-    standardised activations it leans on low-variance dimensions, where natural text barely
-    moves). ``"pattern"``: ``Cov(x) w`` over every token of unlabelled corpus text (``texts``, or
-    the first ``n_docs`` test documents of the bundled corpus) at the concept's hook: the
-    direction in which A's activations move, on natural text, when the concept score moves
-    (Haufe et al. 2014, "On the interpretation of weight vectors of linear models"). No label
-    is used. The pattern is memoised on the model for the default corpus.
-    """
+def corpus_activations(model, hook: str, *, texts: Sequence[str] | None = None, n_docs: int = 24,
+                       max_tokens: int = 96) -> torch.Tensor:
+    """A's activations at ``hook`` at every token (but the first, an attention sink) of unlabelled text:
+    ``texts``, or the first ``n_docs`` test documents of the bundled corpus (memoised on the model)."""
     from interlingua.activations import at_positions
     from interlingua.data.corpus import load_corpus
 
-    if kind == "readout":
-        return concept.direction.float()
-    if kind != "pattern":
-        raise InterlinguaError(f"direction must be 'readout' or 'pattern', not {kind!r}.")
-    memo = model.info.setdefault("generative_pattern", {}) if texts is None else {}
-    key = (concept.hook, n_docs, max_tokens, tuple(concept.weight[:8].tolist()), float(concept.bias))
+    hook = model.hook(hook).name
+    memo = model.info.setdefault("generative_corpus_acts", {}) if texts is None else {}
+    key = (hook, n_docs, max_tokens, str(model.dtype))
     if key in memo:
         return memo[key]
     docs = list(texts) if texts is not None else load_corpus("test", max_docs=n_docs)
     lengths = [min(len(ids), max_tokens) for ids in model.tokenizer(docs)["input_ids"]]
-    positions = [list(range(min(1, n - 1), n)) for n in lengths]  # the first token is an attention sink
-    x = at_positions(model, docs, concept.hook, positions, max_tokens=max_tokens)[concept.hook].float()
+    positions = [list(range(min(1, n - 1), n)) for n in lengths]
+    x = at_positions(model, docs, hook, positions, max_tokens=max_tokens)[hook].float()
     if len(x) < 2:
-        raise InterlinguaError("the pattern direction needs text with at least two tokens; give more texts.")
-    xc = x - x.mean(0)
-    pattern = xc.T @ (xc @ concept.weight.float()) / (len(x) - 1)
+        raise InterlinguaError("steering directions need text with at least two tokens; give more texts.")
+    memo[key] = x
+    return x
+
+
+def steering_direction(model, concept, kind: str = "readout", *, texts: Sequence[str] | None = None) -> torch.Tensor:
+    """The unit vector to steer along for ``concept``: its readout, or the readout's activation pattern.
+
+    ``"readout"``: the readout's own direction ``w`` (a *filter*: for a probe fitted on
+    standardised activations it leans on low-variance dimensions, where natural text barely
+    moves). ``"pattern"``: ``Cov(x) w`` over the tokens of unlabelled corpus text
+    (:func:`corpus_activations`) at the concept's hook: the direction in which A's activations
+    move, on natural text, when the concept score moves (Haufe et al. 2014, "On the
+    interpretation of weight vectors of linear models"). No label is used.
+    """
+    if kind == "readout":
+        return concept.direction.float()
+    if kind != "pattern":
+        raise InterlinguaError(f"direction must be 'readout' or 'pattern', not {kind!r}.")
+    xc = corpus_activations(model, concept.hook, texts=texts)
+    xc = xc - xc.mean(0)
+    pattern = xc.T @ (xc @ concept.weight.float()) / (len(xc) - 1)
     norm = float(pattern.norm())
     if not math.isfinite(norm) or norm == 0:
         raise InterlinguaError(f"concept '{concept.name}' does not vary on the corpus text at {concept.hook}; "
                                "steer along its readout (direction='readout').")
-    memo[key] = pattern / norm
-    return memo[key]
+    return pattern / norm
+
+
+def natural_spread(model, concept, direction: torch.Tensor, *, texts: Sequence[str] | None = None) -> float:
+    """Standard deviation of A's corpus activations along the unit ``direction``, in units of the
+    concept's typical norm: how far natural text moves along it. Residual norms are dominated by
+    a few outlier dimensions on some models (Gemma-3: a typical norm of 9,700 at layer 10, but
+    a spread of 20 along the sentiment readout), so steering strengths are searched in
+    multiples of this spread, not of the typical norm."""
+    x = corpus_activations(model, concept.hook, texts=texts)
+    return float((x @ direction.float()).std()) / concept.typical_norm
 
 
 def continuations(model, concept, prompts: Sequence[str], strength: float, *, direction: torch.Tensor | None = None,
-                  max_new_tokens: int = 40, max_sentences: int = 2, temperature: float = 1.0, top_p: float = 0.95,
+                  max_new_tokens: int = 32, max_sentences: int = 2, temperature: float = 0.8, top_p: float = 1.0,
                   seed: int = 0, batch_size: int = 8, progress: bool = False) -> list[str]:
     """Each prompt continued by ``model`` with ``strength`` × the concept's typical norm added along
     ``direction`` (default: the concept's readout direction; 0: unsteered) at the concept's hook,
@@ -374,6 +392,10 @@ def continuations(model, concept, prompts: Sequence[str], strength: float, *, di
         for p, c in zip(gens.prompts, gens.continuations):
             out.append(trim_to_sentences(p + c, len(p), max_sentences)[0])
     return out
+
+
+def _r(x, nd: int = 4) -> float:
+    return round(float(x), nd)
 
 
 def _measure(concept, texts: list[str], prompts: list[str]) -> dict:
@@ -398,27 +420,30 @@ def calibrate_strengths(
     concept,
     *,
     prompts: Sequence[str] | None = None,
-    n_prompts: int = 16,
-    candidates: Sequence[float] = DEFAULT_CANDIDATES,
-    direction: str | torch.Tensor = "pattern",
+    n_prompts: int = 12,
+    candidates: Sequence[float] | None = None,
+    direction: str | torch.Tensor = DEFAULT_DIRECTION,
     target_shift: float = 1.0,
     min_shift: float = 0.25,
     max_ppl_ratio: float = 2.5,
     min_distinct_ratio: float = 0.75,
     read: str = "word",
-    max_new_tokens: int = 40,
+    max_new_tokens: int = 32,
     max_sentences: int = 2,
-    temperature: float = 1.0,
-    top_p: float = 0.95,
+    temperature: float = 0.8,
+    top_p: float = 1.0,
     seed: int = 0,
     batch_size: int = 8,
     full_curve: bool = False,
+    descend: int = 2,
     progress: bool = False,
 ) -> dict:
     """The steering strength toward and away from ``concept`` at which A's own detector moves clearly.
 
-    For each direction, candidates (× the concept's typical norm) are tried from weak to strong
-    on the same prompts (openings of corpus sentences unless given; coupled with the unsteered
+    For each direction, candidate strengths (× the concept's typical norm, as everywhere in
+    :mod:`interlingua.steer`; default: :data:`DEFAULT_LADDER` × the natural spread of corpus
+    activations along the steering direction, :func:`natural_spread`, so that one ladder fits
+    every model and layer) are tried from weak to strong on the same prompts (openings of corpus sentences unless given; coupled with the unsteered
     samples). A candidate's ``shift`` is how far the detector's mean score on the continuation
     moved in the wanted direction, in standard deviations of that score on the unsteered
     continuations (``read="word"``: every word of the continuation, as the translation reads
@@ -430,7 +455,8 @@ def calibrate_strengths(
     ``min_shift`` (with the reason); otherwise None: steering that does not move A's detector
     only adds noise. The ladder of a direction stops at its first incoherent candidate
     (stronger ones only get worse) or at the first that reaches the target, unless
-    ``full_curve`` (every candidate measured, for a report).
+    ``full_curve`` (every candidate measured, for a report); where even the weakest candidate
+    is incoherent, it is halved up to ``descend`` times.
 
     Returns ``{"toward": s | None, "away": s | None, "reasons": {...}, "baseline": {...},
     "candidates": [one record per direction × strength tried], "settings": {...}}``; every
@@ -439,6 +465,10 @@ def calibrate_strengths(
     _bound(model, concept)
     if read not in ("word", "last"):
         raise InterlinguaError(f"read must be 'word' or 'last', not {read!r}.")
+    vec, dir_name = _direction(model, concept, direction)
+    spread = natural_spread(model, concept, vec)
+    if candidates is None:
+        candidates = [float(f"{k * spread:.3g}") for k in DEFAULT_LADDER]
     cands = sorted({check_number(c, "candidate strength") for c in candidates})
     if not cands or cands[0] <= 0:
         raise InterlinguaError("give positive candidate strengths (e.g. 0.5, 1, 2, 4); the sign is the direction.")
@@ -448,7 +478,6 @@ def calibrate_strengths(
     gen = dict(max_new_tokens=max_new_tokens, max_sentences=max_sentences, temperature=temperature, top_p=top_p,
                seed=seed, batch_size=batch_size)
     t0 = time.perf_counter()
-    vec, dir_name = _direction(model, concept, direction)
     base = _measure(concept, continuations(model, concept, prompts, 0.0, **gen), prompts)
     base_s = (time.perf_counter() - t0) / len(prompts)
     key = "words" if read == "word" else "last"
@@ -462,31 +491,38 @@ def calibrate_strengths(
                 "ppl": round(base["ppl"], 3), "distinct2": round(base["distinct2"], 4),
                 "seconds_per_text": round(base_s, 3)}
     records, chosen, reasons = [], {}, {}
+    def measure(sign: float, strength: float, side: str) -> dict:
+        t0 = time.perf_counter()
+        texts = continuations(model, concept, prompts, sign * strength, direction=vec, **gen)
+        m = _measure(concept, texts, prompts)
+        secs = (time.perf_counter() - t0) / len(prompts)
+        shift = sign * (float(m[key].mean()) - mu) / sd if len(m[key]) else float("nan")
+        ppl_ratio = m["ppl"] / base["ppl"] if base["ppl"] > 0 else float("inf")
+        distinct_ratio = m["distinct2"] / base["distinct2"] if base["distinct2"] > 0 else 1.0
+        coherent = bool(math.isfinite(shift) and ppl_ratio <= max_ppl_ratio and distinct_ratio >= min_distinct_ratio)
+        rec = {"direction": side, "strength": strength, "strength_in_spread": round(strength / spread, 3),
+               "shift": round(shift, 4), "word_mean": _r(m["words"].mean()), "last_mean": _r(m["last"].mean()),
+               "word_frac_pos": _r((m["words"] > 0).float().mean()), "last_frac_pos": _r((m["last"] > 0).float().mean()),
+               "ppl": round(m["ppl"], 3), "ppl_ratio": round(ppl_ratio, 3), "distinct2": round(m["distinct2"], 4),
+               "coherent": coherent, "seconds_per_text": round(secs, 3), "example": texts[0]}
+        if progress:
+            print(f"  {side} {strength:g}: shift {shift:+.2f} sd, ppl ×{ppl_ratio:.2f}, "
+                  f"distinct ×{distinct_ratio:.2f}{'' if coherent else ' (incoherent)'}", flush=True)
+        return rec
+
     for direction, sign in (("toward", 1.0), ("away", -1.0)):
         tried = []
         for s in cands:
-            t0 = time.perf_counter()
-            texts = continuations(model, concept, prompts, sign * s, direction=vec, **gen)
-            m = _measure(concept, texts, prompts)
-            secs = (time.perf_counter() - t0) / len(prompts)
-            shift = sign * (float(m[key].mean()) - mu) / sd
-            ppl_ratio = m["ppl"] / base["ppl"] if base["ppl"] > 0 else float("inf")
-            distinct_ratio = m["distinct2"] / base["distinct2"] if base["distinct2"] > 0 else 1.0
-            coherent = ppl_ratio <= max_ppl_ratio and distinct_ratio >= min_distinct_ratio
-            rec = {"direction": direction, "strength": s, "shift": round(shift, 4),
-                   "word_mean": round(float(m["words"].mean()), 4), "last_mean": round(float(m["last"].mean()), 4),
-                   "word_frac_pos": round(float((m["words"] > 0).float().mean()), 4),
-                   "last_frac_pos": round(float((m["last"] > 0).float().mean()), 4),
-                   "ppl": round(m["ppl"], 3), "ppl_ratio": round(ppl_ratio, 3),
-                   "distinct2": round(m["distinct2"], 4), "coherent": coherent,
-                   "seconds_per_text": round(secs, 3), "example": texts[0]}
-            records.append(rec)
-            tried.append(rec)
-            if progress:
-                print(f"  {direction} {s:g}: shift {shift:+.2f} sd, ppl ×{ppl_ratio:.2f}, "
-                      f"distinct ×{distinct_ratio:.2f}{'' if coherent else ' (incoherent)'}", flush=True)
-            if not full_curve and (not coherent or shift >= target_shift):
+            tried.append(measure(sign, s, direction))
+            if not full_curve and (not tried[-1]["coherent"] or tried[-1]["shift"] >= target_shift):
                 break
+        s = cands[0]
+        for _ in range(descend):  # even the weakest rung is incoherent: halve it (a model whose scale is finer)
+            if any(r["coherent"] for r in tried):
+                break
+            s = float(f"{s / 2:.3g}")
+            tried.insert(0, measure(sign, s, direction))
+        records += tried
         ok = [r for r in tried if r["coherent"]]
         hit = [r for r in ok if r["shift"] >= target_shift]
         if hit:
@@ -505,7 +541,8 @@ def calibrate_strengths(
     return {"toward": chosen["toward"], "away": chosen["away"], "reasons": reasons, "baseline": baseline,
             "candidates": records,
             "settings": {"prompts": prompts, "candidates": cands, "target_shift": target_shift, "min_shift": min_shift,
-                         "direction": dir_name, "max_ppl_ratio": max_ppl_ratio, "min_distinct_ratio": min_distinct_ratio, "read": read,
+                         "direction": dir_name, "spread": round(spread, 6), "max_ppl_ratio": max_ppl_ratio,
+                         "min_distinct_ratio": min_distinct_ratio, "read": read,
                          **gen, "concept": concept.name, "hook": concept.hook, "model": model.name}}
 
 
@@ -513,10 +550,11 @@ def calibrate_strengths(
 
 
 def rewrite_goals(name: str, description: str | None) -> tuple[str, str]:
-    """What a rewrite toward and away from the concept is asked for, from its name and description.
+    """What a rewrite toward and away from the concept asks for, from its name and description.
 
     A description of the form ``"X (positive) vs Y (negative)"`` (as the built-in concepts have)
-    gives "it is an example of X" / "... of Y"; anything else is used as it is.
+    gives ``X`` and ``Y`` (e.g. "a positive review" / "a negative review of the same things");
+    any other description ``D`` gives ``D`` and "the opposite of: D"; no description, the name.
     """
     label = name.replace("_", " ")
     if description:
@@ -525,33 +563,52 @@ def rewrite_goals(name: str, description: str | None) -> tuple[str, str]:
         if len(parts) == 2:
             clean = [re.sub(r"\s*\((positive|negative|1|0)\)", "", p).split(";")[0].strip() for p in parts]
             if all(clean):
-                return (f"it is a clear example of this: {clean[0]} ({label})",
-                        f"it is a clear example of this instead: {clean[1]} (not {label})")
-        return (f"it clearly shows {label} ({d})", f"it clearly does not show {label} ({d})")
-    return (f"it clearly shows {label}", f"it clearly does not show {label}")
+                return clean[0], clean[1]
+        return d, f"the opposite of: {d}"
+    return label, f"not {label}"
 
 
-def clean_rewrite(reply: str, max_sentences: int = 2) -> str:
-    """The rewritten sentence from a chat reply: first non-empty line, labels and quotes removed."""
+_META = re.compile(r"\b(sentence|rewrit\w*|original|rephras\w*|reword\w*)\b", re.I)
+
+
+def clean_rewrite(reply: str, max_sentences: int = 2, *, goal: str | None = None, source: str | None = None) -> str:
+    """The rewritten sentence in a chat reply, or "" where there is none.
+
+    Takes the first non-empty line, drops a leading label (``Rewritten sentence:``, or the goal
+    itself followed by a colon) and quotes, and keeps ``max_sentences`` sentences. A reply that
+    talks about the task instead of doing it (mentions "sentence", "rewrite", "original", or
+    repeats three words in a row of the ``goal``) and a copy of the ``source`` sentence give "".
+    """
     lines = [ln.strip() for ln in reply.strip().splitlines() if ln.strip()]
     if not lines:
         return ""
-    text = re.sub(r"^(rewritten sentence|rewrite|sentence|answer|here is the rewritten sentence)\s*:\s*", "",
-                  lines[0], flags=re.I).strip()
-    text = text.strip("\"'“”‘’ ").strip()
-    text, _ = trim_to_sentences(text, 0, max_sentences)
-    return text.strip("\"'“”‘’ ")
+    text = re.sub(r"^(rewritten sentence|new sentence|rewrite|sentence|answer)\s*:\s*", "", lines[0], flags=re.I)
+    if goal:
+        text = re.sub(r"^" + re.escape(goal) + r"\s*:\s*", "", text.strip(), flags=re.I)
+    text = text.strip().strip("\"'“”‘’ ").strip()
+    text = trim_to_sentences(text, 0, max_sentences)[0].strip("\"'“”‘’ ")
+    if _META.search(text):
+        return ""
+    if goal:
+        g = re.findall(r"\w+", goal.lower())
+        words = " " + " ".join(re.findall(r"\w+", text.lower())) + " "
+        if any(" " + " ".join(g[i:i + 3]) + " " in words for i in range(len(g) - 2)):
+            return ""
+    if source is not None and re.sub(r"\W+", " ", text).strip().lower() == re.sub(r"\W+", " ", source).strip().lower():
+        return ""
+    return text
 
 
 def rewrites(model, sentences: Sequence[str], goal: str, *, max_new_tokens: int = 40, max_sentences: int = 2,
              temperature: float = 0.0, seed: int = 0, batch_size: int = 8, template: str = REWRITE_TEMPLATE,
              progress: bool = False) -> list[str]:
-    """Each sentence rewritten by ``model`` (through its chat template) so that ``goal`` holds."""
+    """Each sentence rewritten by ``model`` (through its chat template) toward ``goal``; "" where the
+    reply is no rewrite (see :func:`clean_rewrite`)."""
     prompts = [template.format(goal=goal, sentence=s) for s in sentences]
     gens = generate(model, prompts, chat=True, max_new_tokens=max_new_tokens, temperature=temperature,
-                    top_p=0.95 if temperature > 0 else 1.0, seed=seed, batch_size=batch_size,
-                    stop_when=_LineOrSentences(max_sentences), progress=progress)
-    return [clean_rewrite(c, max_sentences) for c in gens.continuations]
+                    top_p=1.0, seed=seed, batch_size=batch_size, stop_when=_LineOrSentences(max_sentences),
+                    progress=progress)
+    return [clean_rewrite(c, max_sentences, goal=goal, source=s) for c, s in zip(gens.continuations, sentences)]
 
 
 class _LineOrSentences(_SentencesDone):
@@ -611,13 +668,15 @@ def concept_texts(
     *,
     sources: Sequence[str] = ("sampled", "steered", "rewrite"),
     strengths: str | float | Mapping = "auto",
+    direction: str | torch.Tensor | None = None,
     description: str | None = None,
     seed: int = 0,
-    max_new_tokens: int = 40,
+    max_new_tokens: int = 32,
     max_sentences: int = 2,
-    temperature: float = 1.0,
-    top_p: float = 0.95,
+    temperature: float = 0.8,
+    top_p: float = 1.0,
     rewrite_temperature: float = 0.0,
+    rewrite_attempts: int = 3,
     batch_size: int = 8,
     calibration: Mapping | None = None,
     progress: bool = False,
@@ -631,8 +690,12 @@ def concept_texts(
     its two directions. ``strengths``: ``"auto"`` (:func:`calibrate_strengths`, keyword
     arguments in ``calibration``), a number for both directions, or ``{"toward": s, "away": s}``
     (a :func:`calibrate_strengths` result works too); a direction whose strength is None is
-    skipped with the reason. ``description`` (e.g. ``ConceptDataset.description``) tells the
-    rewrite prompt what the concept is. The same arguments and seed give the same texts.
+    skipped with the reason. ``direction``: what to steer along (see :func:`steering_direction`);
+    default: the direction the strengths were calibrated for, else :data:`DEFAULT_DIRECTION`.
+    ``description`` (e.g. ``ConceptDataset.description``) tells the rewrite prompt what the
+    concept is (:func:`rewrite_goals`); replies that are no rewrite are dropped, at most
+    ``rewrite_attempts`` × the rewrites asked for are tried, and any shortfall is made up by the
+    other sources (recorded in ``skipped``). The same arguments and seed give the same texts.
     """
     _bound(model, concept)
     if n < 1:
@@ -650,8 +713,17 @@ def concept_texts(
     skipped: dict[str, str] = {}
     strengths_used: dict[str, float | None] = {}
     cal = None
+    vec, dir_name = None, None
     if any(s.startswith("steered") for s in wanted):
-        strengths_used, cal = _strengths(strengths, model, concept, seed, dict(calibration or {}), progress)
+        calib = dict(calibration or {})
+        if direction is not None:
+            calib.setdefault("direction", direction)
+        strengths_used, cal = _strengths(strengths, model, concept, seed, calib, progress)
+        if direction is None:
+            direction = (cal or {}).get("settings", {}).get("direction", calib.get("direction", DEFAULT_DIRECTION))
+        if direction == "given vector":
+            raise InterlinguaError("these strengths were calibrated for a given vector; pass it as direction=.")
+        vec, dir_name = _direction(model, concept, direction)
         for d in ("toward", "away"):
             if f"steered_{d}" in wanted and strengths_used.get(d) is None:
                 why = (cal or {}).get("reasons", {}).get(d, "no strength given")
@@ -672,6 +744,33 @@ def concept_texts(
     for k, c in _split_counts(n, kinds).items():
         sides = [s for s in KINDS[k] if s in wanted]
         counts.update(_split_counts(c, sides))
+    # rewrites first: a reply that is no rewrite is dropped, and what they fall short of goes to the other sources
+    made: dict[str, list[tuple[int, str, str]]] = {}
+    n_rw = max(counts.get("rewrite_toward", 0), counts.get("rewrite_away", 0))
+    if n_rw:
+        goals = dict(zip(("rewrite_toward", "rewrite_away"), rewrite_goals(concept.name, description)))
+        pool = rewrite_sentences(rewrite_attempts * n_rw + 2, seed)
+        rw = dict(max_new_tokens=max_new_tokens, max_sentences=max_sentences, temperature=rewrite_temperature,
+                  seed=seed, batch_size=batch_size, progress=progress)
+        for source in ("rewrite_toward", "rewrite_away"):
+            k, got, at = counts.get(source, 0), [], 0
+            while len(got) < k and at < len(pool):
+                chunk = pool[at:at + max(k - len(got), batch_size)]
+                got += [(at + i, t, chunk[i]) for i, t in enumerate(rewrites(model, chunk, goals[source], **rw)) if t]
+                at += len(chunk)
+            made[source] = got[:k]
+            if len(got) < k:
+                skipped[source] = (f"made {len(got)} of {k}: {at - len(got)} of {at} replies were no rewrite (empty, "
+                                   f"a copy, or talk about the task); the rest went to the other sources")
+        short = sum(counts[s_] - len(made[s_]) for s_ in made)
+        others = [s_ for s_ in ("sampled", "steered_toward", "steered_away") if s_ in wanted]
+        if short and not others:
+            raise InterlinguaError(f"{model.name} made only {sum(len(v) for v in made.values())} of {n} rewrites; "
+                                   "add another source (sampled, steered) or ask for fewer texts.")
+        for s_, extra in _split_counts(short, others).items() if short else ():
+            counts[s_] += extra
+        for s_ in made:
+            counts[s_] = len(made[s_])
     gen = dict(max_new_tokens=max_new_tokens, max_sentences=max_sentences, temperature=temperature, top_p=top_p,
                seed=seed, batch_size=batch_size, progress=progress)
     out: list[GeneratedText] = []
@@ -682,32 +781,13 @@ def concept_texts(
         if not k:
             continue
         s = 0.0 if sign == 0 else sign * strengths_used["toward" if sign > 0 else "away"]
-        texts = continuations(model, concept, prompts[:k], s, **gen)  # text i continues prompt i: group i
+        texts = continuations(model, concept, prompts[:k], s, direction=vec, **gen)  # text i continues prompt i
         out += [GeneratedText(t, source, g, None if sign == 0 else s, prompts[g]) for g, t in enumerate(texts)]
-    n_rw = max(counts.get("rewrite_toward", 0), counts.get("rewrite_away", 0))
-    if n_rw:
-        pos_goal, neg_goal = rewrite_goals(concept.name, description)
-        sents = rewrite_sentences(n_rw + n_rw // 4 + 2, seed)  # a margin for empty replies
-        rw = dict(max_new_tokens=max_new_tokens, max_sentences=max_sentences, temperature=rewrite_temperature,
-                  seed=seed, batch_size=batch_size, progress=progress)
-        for source, goal in (("rewrite_toward", pos_goal), ("rewrite_away", neg_goal)):
-            k = counts.get(source, 0)
-            if not k:
-                continue
-            made: list[GeneratedText] = []
-            at = 0
-            while len(made) < k and at < len(sents):
-                chunk = sents[at:at + k - len(made)]
-                for i, t in enumerate(rewrites(model, chunk, goal, **rw)):
-                    if t:  # an empty reply is dropped; the next sentence takes its place
-                        made.append(GeneratedText(t, source, n_prompt + at + i, None, chunk[i]))
-                at += len(chunk)
-            if len(made) < k:
-                raise InterlinguaError(f"{model.name} gave {k - len(made)} empty rewrites ({source}) out of "
-                                       f"{len(sents)} sentences; lower the rewrite share or check the chat template.")
-            out += made[:k]
+    for source, items in made.items():  # groups after the prompts': one group per corpus sentence
+        out += [GeneratedText(t, source, n_prompt + i, None, sent) for i, t, sent in items]
     settings = {"n": n, "sources": list(sources), "seed": seed, "max_new_tokens": max_new_tokens,
                 "max_sentences": max_sentences, "temperature": temperature, "top_p": top_p,
-                "rewrite_temperature": rewrite_temperature, "counts": counts, "concept": concept.name,
+                "rewrite_temperature": rewrite_temperature, "direction": dir_name, "counts": counts,
+                "concept": concept.name,
                 "hook": concept.hook, "model": model.name, "description": description}
     return GeneratedTexts(out, skipped=skipped, strengths=strengths_used, calibration=cal, settings=settings)
