@@ -33,7 +33,11 @@ from interlingua.data.corpus import load_corpus
 from interlingua.steer import steered_texts
 from interlingua.steer.generative import (
     calibrate_strengths,
+    chat_unavailable,
     concept_texts,
+    rewrite_goals,
+    rewrite_sentences,
+    rewrites,
     summarize_texts,
     trim_to_sentences,
 )
@@ -81,6 +85,7 @@ def run_one(model, name: str, args) -> dict:
           flush=True)
     t0 = time.perf_counter()
     cal = calibrate_strengths(model, concept, n_prompts=args.cal_prompts, direction=args.direction, seed=args.seed,
+                              read=args.read, full_curve=args.full_curve,
                               max_new_tokens=args.max_new_tokens, max_sentences=args.max_sentences,
                               progress=True)
     cal_s = time.perf_counter() - t0
@@ -89,7 +94,7 @@ def run_one(model, name: str, args) -> dict:
     common = dict(strengths=cal, description=ds.description, seed=args.seed, max_new_tokens=args.max_new_tokens,
                   max_sentences=args.max_sentences, calibration={"direction": args.direction})
     skipped = {}
-    for kind, n in (("sampled", k), ("steered", 2 * k), ("rewrite", 2 * k)):
+    for kind, n in (("sampled", k), ("steered", 2 * k)):
         t0 = time.perf_counter()
         try:
             got = concept_texts(model, concept, n, sources=(kind,), **common)
@@ -105,6 +110,21 @@ def run_one(model, name: str, args) -> dict:
             label = source + (f" ({strength:+g})" if strength is not None else "")
             rows.append(row(label, concept, texts, secs * len(texts) / len(got)))
             print(f"  {label}: {len(texts)} texts", flush=True)
+    why = chat_unavailable(model)
+    if why:
+        skipped["rewrite"] = why
+    else:  # rewrites made directly, to show how many replies are usable (concept_texts fills the rest)
+        pool = rewrite_sentences(2 * k, args.seed)
+        for source, goal in zip(("rewrite_toward", "rewrite_away"), rewrite_goals(name, ds.description)):
+            t0 = time.perf_counter()
+            made = [t for t in rewrites(model, pool, goal, max_new_tokens=args.max_new_tokens,
+                                        max_sentences=args.max_sentences) if t]
+            secs = time.perf_counter() - t0
+            print(f"  {source}: {len(made)} of {len(pool)} replies usable", flush=True)
+            if made:
+                rows.append(row(f"{source} ({len(made)}/{len(pool)} usable)", concept, made[:k],
+                                secs * min(k, len(made)) / len(made)))
+                rows[-1]["goal"] = goal
     for toward in (True, False):  # the first try: fixed ±0.5, 30 tokens, corpus-document openings
         t0 = time.perf_counter()
         texts = steered_texts(model, concept, k, strength=0.5, toward=toward, max_new_tokens=30, seed=args.seed)
@@ -140,11 +160,16 @@ def markdown(results: list[dict], command: str) -> str:
                   f"{len(cal['settings']['prompts'])} prompts, {r['calibration_seconds']:.0f} s): "
                   f"toward **{cal['toward']}** ({cal['reasons']['toward']}), away **{cal['away']}** "
                   f"({cal['reasons']['away']}).", ""]
-        lines += ["| strength | direction | shift (sd) | word frac>0 | last frac>0 | ppl ×unsteered | coherent |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["| strength (× spread) | direction | shift last | shift text | shift word | last >0 | word >0 | "
+                  "ppl ×unsteered | distinct2 | coherent |", "|---|" + "---|" * 9]
+        b = cal["baseline"]
+        lines.append(f"| 0 | unsteered | – | – | – | {b['last_frac_pos']:.2f} | {b['word_frac_pos']:.2f} | "
+                     f"1 (ppl {b['ppl']:.1f}) | {b['distinct2']:.2f} | |")
         for c in cal["candidates"]:
-            lines.append(f"| {c['strength']:g} | {c['direction']} | {c['shift']:+.2f} | {c['word_frac_pos']:.2f} | "
-                         f"{c['last_frac_pos']:.2f} | {c['ppl_ratio']:.2f} | {'yes' if c['coherent'] else 'no'} |")
+            lines.append(f"| {c['strength']:.3g} ({c['strength_in_spread']:g}) | {c['direction']} | "
+                         f"{c['shift_last']:+.2f} | {c['shift_text']:+.2f} | {c['shift_word']:+.2f} | "
+                         f"{c['last_frac_pos']:.2f} | {c['word_frac_pos']:.2f} | {c['ppl_ratio']:.2f} | "
+                         f"{c['distinct2']:.2f} | {'yes' if c['coherent'] else 'no'} |")
         lines += ["", "| source | n | word mean | word std | word >0 | last mean | last std | last >0 | ppl | "
                       "distinct2 | chars | s/text |", "|---|" + "---|" * 11]
         for x in r["rows"]:
@@ -168,7 +193,9 @@ def main(argv=None) -> None:
     p.add_argument("--per-source", type=int, default=12, help="texts per source (per direction)")
     p.add_argument("--cal-prompts", type=int, default=8)
     p.add_argument("--direction", default="readout", choices=("readout", "pattern"))
-    p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--read", default="last", choices=("last", "text", "word"), help="calibration criterion")
+    p.add_argument("--full-curve", action="store_true", help="measure every rung of the ladder")
+    p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--max-sentences", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)

@@ -228,7 +228,7 @@ def test_a_direction_without_strength_is_skipped_with_the_reason(planted):
 # ---- calibration -------------------------------------------------------------------------------
 
 
-CAL = dict(n_prompts=8, candidates=(0.25, 0.5, 1, 2, 4, 8), direction="readout", **FAST)
+CAL = dict(n_prompts=8, candidates=(0.25, 0.5, 1, 2, 4, 8), direction="readout", read="word", **FAST)
 
 
 def test_calibration_picks_a_larger_strength_when_the_detector_needs_it(planted):
@@ -303,3 +303,52 @@ def test_continuations_unsteered_match_plain_generation(planted):
     b = continuations(m, c, ["It was", "The house"], 0.0, max_new_tokens=8, max_sentences=5, temperature=1.0)
     steered = continuations(m, c, ["It was", "The house"], 2.0, max_new_tokens=8, max_sentences=5)
     assert a == b and a != steered and all(t.startswith(p) for t, p in zip(a, ["It was", "The house"]))
+
+
+def test_default_ladder_is_in_multiples_of_the_natural_spread(planted):
+    from interlingua.steer.generative import DEFAULT_LADDER, corpus_activations, natural_spread
+
+    m, c = planted["model"], planted["moves"]
+    x = corpus_activations(m, c.hook)
+    spread = float((x @ c.direction).std()) / c.typical_norm
+    assert natural_spread(m, c, c.direction) == pytest.approx(spread, rel=1e-6)
+    cal = calibrate_strengths(m, c, n_prompts=4, **FAST)
+    assert cal["settings"]["candidates"] == [float(f"{k * spread:.3g}") for k in DEFAULT_LADDER]
+    assert cal["settings"]["spread"] == pytest.approx(spread, rel=1e-4)
+    for r in cal["candidates"]:
+        assert r["strength_in_spread"] == pytest.approx(r["strength"] / spread, rel=1e-2)
+
+
+def test_an_incoherent_weakest_rung_is_halved(planted):
+    cal = calibrate_strengths(planted["model"], planted["moves"], **{**CAL, "candidates": (64.0,)}, descend=2)
+    toward = [r["strength"] for r in cal["candidates"] if r["direction"] == "toward"]
+    assert toward[-1] == 64.0 and toward[:-1] and all(a < b for a, b in zip(toward, toward[1:]))
+    assert toward[0] >= 16.0  # at most two halvings
+
+
+def test_rewrites_that_fall_short_are_made_up_by_the_other_sources(planted, monkeypatch):
+    import interlingua.steer.generative as gen
+
+    chat = _chat_model(planted["model"])
+    c = _planted_concept(chat, planted["moves"].weight, planted["moves"].typical_norm)
+    calls = []
+
+    def mostly_empty(model, sentences, goal, **kw):  # two replies in three are no rewrite
+        calls.append(len(sentences))
+        return ["" if i % 3 else f"Rewritten {goal} {s}" for i, s in enumerate(sentences)]
+
+    monkeypatch.setattr(gen, "rewrites", mostly_empty)
+    # 12 texts: 6 sampled, 3 + 3 rewrites asked; one attempt each gives a pool of 3 + 2 sentences, 2 usable
+    got = concept_texts(chat, c, 12, sources=("sampled", "rewrite"), rewrite_attempts=1, **FAST)
+    assert len(got) == 12 and calls == [5, 5]
+    toward, away = got.by_source("rewrite_toward"), got.by_source("rewrite_away")
+    assert len(toward) == len(away) == 2 and len(got.by_source("sampled")) == 8
+    assert set(got.skipped) == {"rewrite_toward", "rewrite_away"}
+    assert got.skipped["rewrite_toward"].startswith("made 2 of 3") and "no rewrite" in got.skipped["rewrite_toward"]
+    assert got.settings["counts"] == {"sampled": 8, "rewrite_toward": 2, "rewrite_away": 2}
+    assert [g.prompt for g in toward] == [g.prompt for g in away]  # sentences 0 and 3 of the pool, on both sides
+    assert toward[0].group == away[0].group != toward[1].group
+
+    monkeypatch.setattr(gen, "rewrites", lambda model, sentences, goal, **kw: [""] * len(sentences))
+    with pytest.raises(InterlinguaError, match="add another source"):
+        concept_texts(chat, c, 4, sources=("rewrite",), **FAST)

@@ -402,8 +402,10 @@ def _measure(concept, texts: list[str], prompts: list[str]) -> dict:
     starts = [len(p) for p in prompts]
     r = detector_readings(concept, texts, from_chars=starts)
     words = torch.cat(r["words"]) if r["words"] else torch.empty(0)
+    per_text = torch.stack([w.mean() for w in r["words"] if len(w)]) if any(len(w) for w in r["words"]) \
+        else torch.empty(0)
     nll = text_nll(concept.model, texts, from_chars=starts)
-    return {"words": words, "last": r["last"], "ppl": _pooled_ppl(nll),
+    return {"word": words, "text": per_text, "last": r["last"], "ppl": _pooled_ppl(nll),
             "distinct2": distinct_bigrams(concept.model, [t[s:] for t, s in zip(texts, starts)])}
 
 
@@ -427,7 +429,7 @@ def calibrate_strengths(
     min_shift: float = 0.25,
     max_ppl_ratio: float = 2.5,
     min_distinct_ratio: float = 0.75,
-    read: str = "word",
+    read: str = "last",
     max_new_tokens: int = 32,
     max_sentences: int = 2,
     temperature: float = 0.8,
@@ -446,9 +448,13 @@ def calibrate_strengths(
     every model and layer) are tried from weak to strong on the same prompts (openings of corpus sentences unless given; coupled with the unsteered
     samples). A candidate's ``shift`` is how far the detector's mean score on the continuation
     moved in the wanted direction, in standard deviations of that score on the unsteered
-    continuations (``read="word"``: every word of the continuation, as the translation reads
-    it; ``"last"``: the last token, as the concept was fitted). It is *coherent* when the
-    continuation's perplexity under the unsteered model is at most ``max_ppl_ratio`` × the
+    continuations: ``read="last"`` (default) the score at the last token, where the concept was
+    fitted and validated (the texts end at a sentence boundary, like concept texts);
+    ``"text"`` the mean over the continuation's words per text; ``"word"`` every word pooled (as
+    the translation reads them; the spread between words of one text is large, so this shift
+    stays small even where the texts plainly changed: see benchmarks/results_generative.md).
+    All three shifts are recorded (``shift_last``, ``shift_text``, ``shift_word``). It is
+    *coherent* when the continuation's perplexity under the unsteered model is at most ``max_ppl_ratio`` × the
     unsteered samples' and its distinct-bigram ratio at least ``min_distinct_ratio`` × theirs.
     The smallest coherent candidate with ``shift >= target_shift`` is chosen; if none reaches
     the target, the coherent one that moved the detector most, if that is at least
@@ -463,8 +469,8 @@ def calibrate_strengths(
     number is plain JSON, so a report can draw the curve.
     """
     _bound(model, concept)
-    if read not in ("word", "last"):
-        raise InterlinguaError(f"read must be 'word' or 'last', not {read!r}.")
+    if read not in ("last", "text", "word"):
+        raise InterlinguaError(f"read must be 'last', 'text' or 'word', not {read!r}.")
     vec, dir_name = _direction(model, concept, direction)
     spread = natural_spread(model, concept, vec)
     if candidates is None:
@@ -480,13 +486,15 @@ def calibrate_strengths(
     t0 = time.perf_counter()
     base = _measure(concept, continuations(model, concept, prompts, 0.0, **gen), prompts)
     base_s = (time.perf_counter() - t0) / len(prompts)
-    key = "words" if read == "word" else "last"
-    mu, sd = float(base[key].mean()), float(base[key].std())
-    if not math.isfinite(sd) or sd <= 0:
-        sd = 1.0  # a constant baseline score: shifts in raw score units
-    baseline = {"strength": 0.0, "score_mean": round(mu, 4), "score_std": round(sd, 4),
-                "word_mean": round(float(base["words"].mean()), 4), "last_mean": round(float(base["last"].mean()), 4),
-                "word_frac_pos": round(float((base["words"] > 0).float().mean()), 4),
+    reads = ("last", "text", "word")
+    mu = {k: float(base[k].mean()) for k in reads}
+    sd = {k: float(base[k].std()) for k in reads}
+    sd = {k: v if math.isfinite(v) and v > 0 else 1.0 for k, v in sd.items()}  # constant: raw score units
+    baseline = {"strength": 0.0, "score_mean": round(mu[read], 4), "score_std": round(sd[read], 4),
+                **{f"{k}_std": round(sd[k], 4) for k in reads},
+                "word_mean": _r(base["word"].mean()), "text_mean": _r(base["text"].mean()),
+                "last_mean": _r(base["last"].mean()),
+                "word_frac_pos": round(float((base["word"] > 0).float().mean()), 4),
                 "last_frac_pos": round(float((base["last"] > 0).float().mean()), 4),
                 "ppl": round(base["ppl"], 3), "distinct2": round(base["distinct2"], 4),
                 "seconds_per_text": round(base_s, 3)}
@@ -496,13 +504,15 @@ def calibrate_strengths(
         texts = continuations(model, concept, prompts, sign * strength, direction=vec, **gen)
         m = _measure(concept, texts, prompts)
         secs = (time.perf_counter() - t0) / len(prompts)
-        shift = sign * (float(m[key].mean()) - mu) / sd if len(m[key]) else float("nan")
+        shifts = {k: sign * (float(m[k].mean()) - mu[k]) / sd[k] if len(m[k]) else float("nan") for k in reads}
+        shift = shifts[read]
         ppl_ratio = m["ppl"] / base["ppl"] if base["ppl"] > 0 else float("inf")
         distinct_ratio = m["distinct2"] / base["distinct2"] if base["distinct2"] > 0 else 1.0
         coherent = bool(math.isfinite(shift) and ppl_ratio <= max_ppl_ratio and distinct_ratio >= min_distinct_ratio)
         rec = {"direction": side, "strength": strength, "strength_in_spread": round(strength / spread, 3),
-               "shift": round(shift, 4), "word_mean": _r(m["words"].mean()), "last_mean": _r(m["last"].mean()),
-               "word_frac_pos": _r((m["words"] > 0).float().mean()), "last_frac_pos": _r((m["last"] > 0).float().mean()),
+               "shift": round(shift, 4), **{f"shift_{k}": round(v, 4) for k, v in shifts.items()},
+               "word_mean": _r(m["word"].mean()), "last_mean": _r(m["last"].mean()),
+               "word_frac_pos": _r((m["word"] > 0).float().mean()), "last_frac_pos": _r((m["last"] > 0).float().mean()),
                "ppl": round(m["ppl"], 3), "ppl_ratio": round(ppl_ratio, 3), "distinct2": round(m["distinct2"], 4),
                "coherent": coherent, "seconds_per_text": round(secs, 3), "example": texts[0]}
         if progress:
@@ -670,6 +680,7 @@ def concept_texts(
     strengths: str | float | Mapping = "auto",
     direction: str | torch.Tensor | None = None,
     description: str | None = None,
+    goals: tuple[str, str] | None = None,
     seed: int = 0,
     max_new_tokens: int = 32,
     max_sentences: int = 2,
@@ -693,7 +704,7 @@ def concept_texts(
     skipped with the reason. ``direction``: what to steer along (see :func:`steering_direction`);
     default: the direction the strengths were calibrated for, else :data:`DEFAULT_DIRECTION`.
     ``description`` (e.g. ``ConceptDataset.description``) tells the rewrite prompt what the
-    concept is (:func:`rewrite_goals`); replies that are no rewrite are dropped, at most
+    concept is (:func:`rewrite_goals`; ``goals=(toward, away)`` says it directly); replies that are no rewrite are dropped, at most
     ``rewrite_attempts`` × the rewrites asked for are tried, and any shortfall is made up by the
     other sources (recorded in ``skipped``). The same arguments and seed give the same texts.
     """
@@ -748,7 +759,7 @@ def concept_texts(
     made: dict[str, list[tuple[int, str, str]]] = {}
     n_rw = max(counts.get("rewrite_toward", 0), counts.get("rewrite_away", 0))
     if n_rw:
-        goals = dict(zip(("rewrite_toward", "rewrite_away"), rewrite_goals(concept.name, description)))
+        goal_of = dict(zip(("rewrite_toward", "rewrite_away"), goals or rewrite_goals(concept.name, description)))
         pool = rewrite_sentences(rewrite_attempts * n_rw + 2, seed)
         rw = dict(max_new_tokens=max_new_tokens, max_sentences=max_sentences, temperature=rewrite_temperature,
                   seed=seed, batch_size=batch_size, progress=progress)
@@ -756,7 +767,7 @@ def concept_texts(
             k, got, at = counts.get(source, 0), [], 0
             while len(got) < k and at < len(pool):
                 chunk = pool[at:at + max(k - len(got), batch_size)]
-                got += [(at + i, t, chunk[i]) for i, t in enumerate(rewrites(model, chunk, goals[source], **rw)) if t]
+                got += [(at + i, t, chunk[i]) for i, t in enumerate(rewrites(model, chunk, goal_of[source], **rw)) if t]
                 at += len(chunk)
             made[source] = got[:k]
             if len(got) < k:
@@ -788,6 +799,6 @@ def concept_texts(
     settings = {"n": n, "sources": list(sources), "seed": seed, "max_new_tokens": max_new_tokens,
                 "max_sentences": max_sentences, "temperature": temperature, "top_p": top_p,
                 "rewrite_temperature": rewrite_temperature, "direction": dir_name, "counts": counts,
-                "concept": concept.name,
+                "goals": list(goal_of.values()) if n_rw else None, "concept": concept.name,
                 "hook": concept.hook, "model": model.name, "description": description}
     return GeneratedTexts(out, skipped=skipped, strengths=strengths_used, calibration=cal, settings=settings)
