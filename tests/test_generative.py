@@ -154,6 +154,7 @@ def test_same_seed_same_texts_and_a_new_seed_new_ones(planted):
     b = concept_texts(m, c, 9, strengths=0.5, seed=3, **FAST)
     other = concept_texts(m, c, 9, strengths=0.5, seed=4, **FAST)
     assert a == b and a.texts != other.texts
+    assert [g.prompt for g in a] != [g.prompt for g in other]  # the prompts are drawn with the seed too
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 9, 10])

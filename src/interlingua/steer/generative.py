@@ -18,17 +18,21 @@ texts are short and end at a sentence boundary (``max_sentences``), like concept
 than 64-token fragments of prose that stop mid-sentence.
 
 **Calibration** (:func:`calibrate_strengths`): a fixed strength means different things for
-different concepts and models (the issue's ±0.5 left the samples reading as ordinary prose), so
-the strength of each direction is chosen by A's *own detector*: candidates are tried from weak
-to strong on a few prompts, and the smallest one whose continuations move the detector's
-per-word score by ``target_shift`` standard deviations (of the score on unsteered samples), while
-the text stays coherent (perplexity under the *unsteered* model at most ``max_ppl_ratio`` times
-that of unsteered samples, and not degenerate repetition), is chosen.
+different concepts, layers and models (residual norms are dominated by a few outlier
+dimensions on Gemma-3, so "0.5 × typical norm" is a few standard deviations of natural
+variation along one direction and hundreds along another), so the strength of each direction
+is chosen by A's *own detector*: candidates, in multiples of the natural spread of corpus
+activations along the steering direction, are tried from weak to strong on a few prompts, and
+the smallest one whose continuations move the detector (read at the last token, as the concept
+was fitted) by ``target_shift`` standard deviations of its score on unsteered samples, while the
+text stays coherent (perplexity under the *unsteered* model at most ``max_ppl_ratio`` × that of
+unsteered samples, and no degenerate repetition), is chosen; failing that, the coherent one
+that moved it most; a direction in which no coherent strength moves it is not used.
 
 **Coupled sampling**: the sampled, toward and away continuations of one prompt are drawn with the
-same seed in the same batch, so they share their random numbers and differ by the steering
-only; texts made from one prompt (or one corpus sentence) share a ``group`` id, and held-out
-splits must keep a group whole.
+same seed in the same batch, so they start from the same random numbers and differ by the
+steering (at weak strengths they are near minimal pairs); texts made from one prompt (or one
+corpus sentence) share a ``group`` id, and held-out splits must keep a group whole.
 """
 
 from __future__ import annotations
