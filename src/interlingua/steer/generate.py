@@ -15,11 +15,12 @@ example as extra shared text for :func:`interlingua.translate.translate_concept`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from interlingua.errors import InterlinguaError
 from interlingua.steer.interventions import Intervention, add, steering
@@ -126,13 +127,16 @@ def generate(
     batch_size: int = 8,
     chat: bool = False,
     token_sets: tuple[torch.Tensor, torch.Tensor] | None = None,
+    stop_when: Callable[[str], bool] | None = None,
     progress: bool = False,
 ) -> Generations:
     """Continue each prompt under ``interventions`` (none: the unsteered model).
 
     ``temperature=0`` is greedy decoding. Give either ``prompts`` (strings) or a padded batch
     (``input_ids`` with ``attention_mask``, padded on either side). ``token_sets`` = (concept
-    token ids, opposite token ids) records :attr:`Generations.token_logodds`.
+    token ids, opposite token ids) records :attr:`Generations.token_logodds`. ``stop_when(text)``
+    ends a row early once it returns True for the row's continuation so far (decoded; checked
+    after every new token; the row is then padded, as after EOS), e.g. at a sentence boundary.
     """
     if (prompts is None) == (input_ids is None):
         raise InterlinguaError("give either prompts or input_ids (with attention_mask), not both or neither.")
@@ -161,8 +165,11 @@ def generate(
         for start in tqdm(range(0, len(rows), batch_size), desc=f"generating ({model.name})", disable=not progress):
             batch = rows[start:start + batch_size]
             ids, mask = left_pad(batch, pad)
+            extra = {}
+            if stop_when is not None:
+                extra["stopping_criteria"] = StoppingCriteriaList([_StopWhen(tok, ids.shape[1], stop_when)])
             out = model.model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                                       **gen_kwargs)
+                                       **gen_kwargs, **extra)
             new = out.sequences[:, ids.shape[1]:].tolist()
             for r, seq in enumerate(new):
                 kept, steps = _cut(seq, stop)
@@ -172,8 +179,22 @@ def generate(
     conts = [tok.decode(x, skip_special_tokens=True) for x in new_all]
     settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed,
                 "chat": chat, "interventions": [iv.describe() for iv in _as_list(interventions)]}
+    if stop_when is not None:
+        settings["stop_when"] = getattr(stop_when, "__name__", type(stop_when).__name__)
     return Generations(prompts=texts, continuations=conts, prompt_ids=[list(r) for r in rows], new_ids=new_all,
                        token_logodds=logodds if token_sets is not None else None, settings=settings)
+
+
+class _StopWhen(StoppingCriteria):
+    """Per-row stop: True where ``fn`` holds for the row's decoded continuation (tokens after ``start``)."""
+
+    def __init__(self, tokenizer, start: int, fn: Callable[[str], bool]) -> None:
+        self.tokenizer, self.start, self.fn = tokenizer, start, fn
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        new = input_ids[:, self.start:].tolist()
+        done = [bool(self.fn(self.tokenizer.decode(r, skip_special_tokens=True))) for r in new]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def _as_list(interventions) -> list[Intervention]:
