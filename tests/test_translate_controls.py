@@ -16,7 +16,7 @@ from interlingua.translate.controls import ControlContext, check_names, run_cont
 from interlingua.translate.evaluate import EvalSplit
 from interlingua.translate.nulls import document_permutations, null_summary, p_value
 from interlingua.translate.pairs import WordPairs
-from interlingua.translate.readout import ReadoutSearch, read_positions
+from interlingua.translate.readout import RidgeCV
 from interlingua.translate.translate import _apply
 
 K, DA, DB = 6, 20, 24  # latent, A and B widths
@@ -96,8 +96,7 @@ def planted(signal_pairing=True, signal_labels=True, seed=0, n_docs=40, per_doc=
         splits[name] = EvalSplit(name=name, labels=lab, groups=grp, score_a=readout_a(w.a(zs)), xb=xb_s,
                                  n_boot=300, seed=seed)
     xb = {"b1": xb_words, "b2": torch.randn(n, DB, generator=w.gen)}  # b2: a hook that holds nothing
-    read_rows = read_positions(["w"] * n, doc)  # the last word of every document
-    ridge = ReadoutSearch(xb, doc, read_rows, folds=5)
+    ridge = RidgeCV(xb, doc, folds=5)
     selection = ridge.select(score_a)
     scores_b = {k: selection.scores(s.xb)[:, 0] for k, s in splits.items()}
     lengths = [per_doc] * n_docs
@@ -114,7 +113,7 @@ def planted(signal_pairing=True, signal_labels=True, seed=0, n_docs=40, per_doc=
 
     floor = {"real": lambda _: (xb, {k: s.xb for k, s in splits.items()})}
     ctx = ControlContext(concept_a=concept, model_a=None, model_b=None, dataset=_Dataset(train), pairs=pairs,
-                         score_a=score_a, groups=doc, read_rows=read_rows, ridge=ridge, selection=selection, splits=splits,
+                         score_a=score_a, groups=doc, ridge=ridge, selection=selection, splits=splits,
                          scores_b=scores_b, hooks_b=list(xb), read_floor=floor["real"],
                          source_scores=source_scores, draws=draws, seed=seed)
     return ctx, w

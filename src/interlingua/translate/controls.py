@@ -37,7 +37,7 @@ from interlingua.models.loaded import LoadedModel
 from interlingua.translate.evaluate import EvalSplit
 from interlingua.translate.nulls import ALPHA, document_permutations, null_summary, percentile_interval
 from interlingua.translate.pairs import WordPairs
-from interlingua.translate.readout import ReadoutSearch, RidgeSelection
+from interlingua.translate.readout import RidgeCV, RidgeSelection
 
 
 @dataclass
@@ -45,8 +45,7 @@ class ControlContext:
     """Everything a control needs, already read: no control runs model A or B again.
 
     ``score_a`` [n] is A's score at the aligned words of the shared text (what the readout is
-    fitted to), ``groups`` [n] the group of each word's document (folds keep it whole),
-    ``read_rows`` [n] the aligned words at read positions (sentence and document ends), ``ridge`` B's side of the selection, ``selection`` the real readout,
+    fitted to), ``groups`` [n] the group of each word's document (folds keep it whole), ``ridge`` B's side of the selection, ``selection`` the real readout,
     ``splits`` the labelled evaluation texts, ``scores_b[split]`` the real readout's scores
     there, and ``source_scores(labellings)`` A's scores at the aligned words for concepts
     refitted in A on other labellings of its train split (the label-shuffle null).
@@ -59,8 +58,7 @@ class ControlContext:
     pairs: WordPairs
     score_a: torch.Tensor
     groups: torch.Tensor
-    read_rows: torch.Tensor
-    ridge: ReadoutSearch
+    ridge: RidgeCV
     selection: RidgeSelection
     splits: dict[str, EvalSplit]
     scores_b: dict[str, torch.Tensor]
@@ -200,8 +198,8 @@ def _r(x: float) -> float | None:
 def _translate_into(ctx: ControlContext, xb_shared: dict[str, torch.Tensor], xb_splits: dict[str, dict]
                     ) -> tuple[RidgeSelection, dict[str, torch.Tensor], dict[str, EvalSplit]]:
     """The translation's path (selection, fit, scores on the splits) into another B."""
-    ridge = ReadoutSearch(xb_shared, ctx.groups, ctx.read_rows, lams=ctx.ridge.lams, folds=ctx.ridge.folds,
-                          weights=ctx.weights, seed=ctx.seed)
+    ridge = RidgeCV(xb_shared, ctx.groups, lams=ctx.ridge.lams, folds=ctx.ridge.folds, weights=ctx.weights,
+                    seed=ctx.seed)
     sel = ridge.select(ctx.score_a)
     splits = {n: EvalSplit(name=n, labels=s.labels, groups=s.groups, score_a=s.score_a, xb=xb_splits[n],
                            native_b=s.native_b, bow=s.bow, n_boot=s.n_boot, seed=s.seed, _counts=s.counts)
@@ -286,8 +284,8 @@ def synthetic_target(ctx: ControlContext, *, strength: float = 1.0) -> dict:
     real = {hook: ctx.pairs.b[hook]}
     make, axis = synthetic_target_data(real, ctx.score_a, strength=strength, seed=ctx.seed)
     xb_shared = make(real, ctx.score_a)
-    ridge = ReadoutSearch(xb_shared, ctx.groups, ctx.read_rows, lams=ctx.ridge.lams, folds=ctx.ridge.folds,
-                          weights=ctx.weights, seed=ctx.seed)
+    ridge = RidgeCV(xb_shared, ctx.groups, lams=ctx.ridge.lams, folds=ctx.ridge.folds, weights=ctx.weights,
+                    seed=ctx.seed)
     sel = ridge.select(ctx.score_a)
     out: dict = {"strength": strength, "planted_dimension": axis, "target_hook": hook, "lam": sel.lam(0)}
     std = xb_shared[hook].double().std(0)

@@ -15,7 +15,6 @@ each draw re-runs the whole selection, exactly as the real readout did.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -69,12 +68,11 @@ def document_folds(groups: torch.Tensor, folds: int, seed: int = 0) -> torch.Ten
 
 @dataclass
 class RidgeSelection:
-    """Readouts for many targets, each with its chosen rows, hook and λ.
+    """Readouts for many targets, each with its chosen hook and λ.
 
     ``weight[:, j]`` and ``bias[j]`` are target ``j``'s readout in B's raw coordinates at hook
-    ``hooks[hook_index[j]]``, fitted on the rows of scheme ``schemes[scheme_index[j]]``;
-    ``cv_r2[s, h, l, j]`` the cross-validated R² that chose it (the selection criterion, a
-    maximum over candidates: not a held-out estimate).
+    ``hooks[hook_index[j]]``; ``cv_r2[h, l, j]`` the cross-validated R² that chose it (the
+    selection criterion, a maximum over candidates: not a held-out estimate).
     """
 
     hooks: list[str]
@@ -83,9 +81,7 @@ class RidgeSelection:
     lam_index: torch.Tensor  # [k] long
     weight: torch.Tensor  # [d, k] float32
     bias: torch.Tensor  # [k] float64
-    cv_r2: torch.Tensor  # [n_schemes, n_hooks, n_lams, k]
-    schemes: tuple[str, ...] = ("all_words",)
-    scheme_index: torch.Tensor | None = None  # [k] long; None: all scheme 0
+    cv_r2: torch.Tensor  # [n_hooks, n_lams, k]
 
     def __len__(self) -> int:
         return int(self.hook_index.shape[0])
@@ -98,9 +94,6 @@ class RidgeSelection:
 
     def lam(self, j: int = 0) -> float:
         return self.lams[int(self.lam_index[j])]
-
-    def scheme(self, j: int = 0) -> str:
-        return self.schemes[0 if self.scheme_index is None else int(self.scheme_index[j])]
 
     def scores(self, xs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Every target's readout applied to rows of B at its own hook: ``[rows, k]``."""
@@ -117,27 +110,24 @@ class RidgeCV:
     """B's side of a readout selection, prepared once for any number of targets.
 
     ``xb[hook]`` [n, d] are B's activations at the aligned words and ``groups`` [n] the document
-    group of every row (or ``fold`` [n], the fold of every row, given directly); ``weights`` [n]
-    optional row weights shared by every target; ``eval_rows`` [n] the rows the held-out error
-    is measured on (default: all). Each hook's activations are standardised on all rows (a
-    dimension's mean and scale carry no target information) and, per fold of whole documents,
-    the training Gram matrix is eigendecomposed here, once: the expensive part (n·d² per hook)
-    does not depend on the target, so :meth:`select` costs only n·d·k per hook for k target
-    columns, whatever the number of λs. That is what makes nulls of hundreds of draws cheap
-    while each draw re-runs the whole selection, exactly as the real readout did.
+    of every row; ``weights`` [n] optional row weights shared by every target. Each hook's
+    activations are standardised on all rows (a dimension's mean and scale carry no target
+    information) and, per fold of whole documents, the training Gram matrix is
+    eigendecomposed here, once: the expensive part (n·d² per hook) does not depend on the
+    target, so :meth:`select` costs only n·d·k per hook for k target columns, whatever the
+    number of λs. That is what makes nulls of hundreds of draws cheap while each draw re-runs
+    the whole selection, exactly as the real readout did.
     """
 
-    def __init__(self, xb: dict[str, torch.Tensor], groups: torch.Tensor | None = None, *,
-                 lams: Sequence[float] = LAMBDAS, folds: int = 5, weights: torch.Tensor | None = None, seed: int = 0,
-                 fold: torch.Tensor | None = None, eval_rows: torch.Tensor | None = None):
+    def __init__(self, xb: dict[str, torch.Tensor], groups: torch.Tensor, *, lams: Sequence[float] = LAMBDAS,
+                 folds: int = 5, weights: torch.Tensor | None = None, seed: int = 0):
         self.hooks = list(xb)
         if not self.hooks:
             raise InterlinguaError("no hook of B to fit a readout at.")
         self.lams = tuple(float(x) for x in lams)
         self.n = int(next(iter(xb.values())).shape[0])
-        self.fold = document_folds(groups, folds, seed) if fold is None else fold
+        self.fold = document_folds(groups, folds, seed)
         self.folds = folds
-        self.eval = torch.ones(self.n, dtype=torch.bool) if eval_rows is None else eval_rows.bool()
         self.w = torch.ones(self.n) if weights is None else (weights / weights.mean()).float()
         self._hooks = []
         for name in self.hooks:
@@ -150,26 +140,24 @@ class RidgeCV:
             mean, std = x.double().mean(0), x.double().std(0)
             std = std.clamp_min(1e-6 * float(std.max().clamp_min(1e-12)))
             z = ((x.double() - mean) / std).float()
-            parts = [self._moments(z, self.fold == f) for f in range(folds)]
-            held = [self._moments(z, (self.fold == f) & self.eval) for f in range(folds)]
+            parts = []
+            for f in range(folds):
+                rows = self.fold == f
+                wz = z[rows] * self.w[rows][:, None]
+                parts.append((float(self.w[rows].double().sum()), wz.double().sum(0).float(), wz.T @ z[rows]))
             whole = tuple(sum(p[i] for p in parts) for i in range(3))
             per_fold = []
-            for part, val in zip(parts, held):
+            for part in parts:
                 train = tuple(a - b for a, b in zip(whole, part))
                 mz = train[1] / train[0]
                 e, v = _eig(_gram(train, mz))
-                per_fold.append((mz, e, v, v.T @ _gram(val, mz) @ v))
+                per_fold.append((mz, e, v, v.T @ _gram(part, mz) @ v))
             mz = whole[1] / whole[0]
-            self._hooks.append({"mean": mean, "std": std, "z": z, "parts": parts, "held": held, "whole": whole,
+            self._hooks.append({"mean": mean, "std": std, "z": z, "parts": parts, "whole": whole,
                                 "folds": per_fold, "all": (mz, *_eig(_gram(whole, mz)))})
 
-    def _moments(self, z: torch.Tensor, rows: torch.Tensor) -> tuple:
-        wz = z[rows] * self.w[rows][:, None]
-        return float(self.w[rows].double().sum()), wz.double().sum(0).float(), wz.T @ z[rows]
-
     def select(self, targets: torch.Tensor) -> RidgeSelection:
-        """Choose (hook, λ) per column of ``targets`` ([n] or [n, k]) by cross-validated R² on the
-        evaluation rows, then refit on all rows."""
+        """Choose (hook, λ) per column of ``targets`` ([n] or [n, k]) by cross-validated R², refit on all rows."""
         y = targets.float()
         if y.dim() == 1:
             y = y[:, None]
@@ -179,34 +167,27 @@ class RidgeCV:
             raise InterlinguaError("A's concept score is not finite on some aligned words (NaN/inf activations?).")
         k = y.shape[1]
         yd, wd = y.double(), self.w.double()
-        ev = self.eval
-        ybar = (wd[ev][:, None] * yd[ev]).sum(0) / wd[ev].sum()
-        sst = (wd[ev][:, None] * (yd[ev] - ybar) ** 2).sum(0).clamp_min(1e-300)
-
-        def sums(rows):
-            return (wd[rows][:, None] * yd[rows]).sum(0), (wd[rows][:, None] * yd[rows] ** 2).sum(0)
-
-        fold_rows = [self.fold == f for f in range(self.folds)]
-        wy = [sums(r) for r in fold_rows]
-        wy_val = [sums(r & ev) for r in fold_rows]
+        sst = (wd[:, None] * (yd - (wd[:, None] * yd).sum(0) / wd.sum()) ** 2).sum(0).clamp_min(1e-300)
+        wy = [((wd[self.fold == f][:, None] * yd[self.fold == f]).sum(0),
+               (wd[self.fold == f][:, None] * yd[self.fold == f] ** 2).sum(0)) for f in range(self.folds)]
         sy_all = sum(a for a, _ in wy)
         sse = torch.zeros(len(self.hooks), len(self.lams), k, dtype=torch.float64)
         cross_all = []
         for h, hk in enumerate(self._hooks):
             z = hk["z"]
-            szy = [(z[r] * self.w[r][:, None]).T @ y[r] for r in fold_rows]
-            szy_val = [(z[r & ev] * self.w[r & ev][:, None]).T @ y[r & ev] for r in fold_rows]
-            szy_all = sum(szy)
+            szy_parts = [(z[self.fold == f] * self.w[self.fold == f][:, None]).T @ y[self.fold == f]
+                         for f in range(self.folds)]
+            szy_all = sum(szy_parts)
             cross_all.append(szy_all)
             for f, (mz, e, v, g) in enumerate(hk["folds"]):
-                part, val = hk["parts"][f], hk["held"][f]
+                part = hk["parts"][f]
                 sw_t = hk["whole"][0] - part[0]
                 sy_t = sy_all - wy[f][0]
                 my = sy_t / sw_t
                 my32 = my.float()
-                rhs = v.T @ _cross((sw_t, hk["whole"][1] - part[1], sy_t.float(), szy_all - szy[f]), mz, my32)
-                q = v.T @ _cross((val[0], val[1], wy_val[f][0].float(), szy_val[f]), mz, my32)
-                base = val[0] * my ** 2 - 2 * my * wy_val[f][0] + wy_val[f][1]
+                rhs = v.T @ _cross((sw_t, hk["whole"][1] - part[1], sy_t.float(), szy_all - szy_parts[f]), mz, my32)
+                q = v.T @ _cross((part[0], part[1], wy[f][0].float(), szy_parts[f]), mz, my32)
+                base = part[0] * my ** 2 - 2 * my * wy[f][0] + wy[f][1]
                 for li, lam in enumerate(self.lams):
                     c = rhs / (e + lam * sw_t)[:, None]
                     sse[h, li] += base - 2 * (q * c).sum(0).double() + (c * (g @ c)).sum(0).double()
@@ -232,69 +213,7 @@ class RidgeCV:
                 weight[:, cols] = (c / hk["std"][:, None]).float()
                 bias[cols] = my_all[cols] - (hk["mean"] / hk["std"] + mz.double()) @ c
         return RidgeSelection(hooks=self.hooks, lams=self.lams, hook_index=hook_index, lam_index=lam_index,
-                              weight=weight, bias=bias, cv_r2=cv_r2[None])
-
-
-READ_POSITIONS = "read_positions"
-ALL_WORDS = "all_words"
-
-
-class ReadoutSearch:
-    """The readout's selection: which rows to fit on, B's hook and λ, by CV R² at the read positions.
-
-    A concept read at the last token of a text lives there: on the shared text, the positions
-    that resemble it are ends of sentences and of documents (``read_rows``). The held-out error
-    is therefore measured at those rows only, and two fits compete for it: on every aligned word
-    (many rows, A's score also where its readout was never trained) and on the read positions
-    only (few rows, the right ones). Both use the same folds of whole documents, so their
-    cross-validated R² are comparable; every target column takes the better one.
-    """
-
-    def __init__(self, xb: dict[str, torch.Tensor], groups: torch.Tensor, read_rows: torch.Tensor | None = None, *,
-                 lams: Sequence[float] = LAMBDAS, folds: int = 5, weights: torch.Tensor | None = None,
-                 seed: int = 0):
-        fold = document_folds(groups, folds, seed)
-        self.lams, self.folds = tuple(lams), folds
-        self.schemes = {ALL_WORDS: RidgeCV(xb, lams=lams, folds=folds, weights=weights, fold=fold,
-                                           eval_rows=read_rows)}
-        if read_rows is not None and len(torch.unique(fold[read_rows])) == folds:
-            rows = read_rows.bool()
-            self.schemes[READ_POSITIONS] = RidgeCV(
-                {h: x[rows] for h, x in xb.items()}, lams=lams, folds=folds, fold=fold[rows],
-                weights=None if weights is None else weights[rows])
-            self._rows = rows
-        else:
-            self._rows = None
-
-    def select(self, targets: torch.Tensor) -> RidgeSelection:
-        y = targets if targets.dim() == 2 else targets[:, None]
-        picks = [self.schemes[ALL_WORDS].select(y)]
-        if self._rows is not None:
-            picks.append(self.schemes[READ_POSITIONS].select(y[self._rows]))
-        if len(picks) == 1:
-            return picks[0]
-        best = torch.stack([p.cv_r2[0].flatten(0, 1).max(0).values for p in picks]).argmax(0)  # [k]
-        first, second = picks
-        use = best.bool()
-        return RidgeSelection(hooks=first.hooks, lams=first.lams,
-                              hook_index=torch.where(use, second.hook_index, first.hook_index),
-                              lam_index=torch.where(use, second.lam_index, first.lam_index),
-                              weight=torch.where(use[None, :], second.weight, first.weight),
-                              bias=torch.where(use, second.bias, first.bias),
-                              cv_r2=torch.cat([p.cv_r2 for p in picks]), schemes=(ALL_WORDS, READ_POSITIONS),
-                              scheme_index=best)
-
-
-def read_positions(words: Sequence[str], doc: torch.Tensor) -> torch.Tensor:
-    """Aligned words that end a sentence (. ! ? with closing quotes or brackets) or a document."""
-    ends = torch.tensor([bool(_SENTENCE_END.fullmatch(w)) for w in words], dtype=torch.bool)
-    last = torch.ones(len(doc), dtype=torch.bool)
-    if len(doc) > 1:
-        last[:-1] = doc[1:] != doc[:-1]
-    return ends | last
-
-
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*")
+                              weight=weight, bias=bias, cv_r2=cv_r2)
 
 
 def _gram(m: tuple[torch.Tensor, ...], mz: torch.Tensor) -> torch.Tensor:

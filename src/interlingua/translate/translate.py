@@ -38,14 +38,7 @@ from interlingua.models.loaded import LoadedModel
 from interlingua.translate.controls import DEFAULT_CONTROLS, ControlContext, check_names, read_floor_factory, run_controls
 from interlingua.translate.evaluate import MIN_NATIVE_GAP, EvalSplit, recovery
 from interlingua.translate.pairs import WordPairs, paired_words
-from interlingua.translate.readout import (
-    LAMBDAS,
-    ReadoutSearch,
-    cost_weights,
-    document_folds,
-    fit_mlp_transfer,
-    read_positions,
-)
+from interlingua.translate.readout import LAMBDAS, RidgeCV, cost_weights, document_folds, fit_mlp_transfer
 from interlingua.translate.shared_text import CONCEPT_TRAIN, SharedText, build_shared_text
 
 __all__ = ["TranslateConfig", "Translation", "recovery", "source_scores", "translate_concept"]
@@ -271,9 +264,8 @@ def translate_concept(
         raise InterlinguaError(f"concept '{concept_a.name}' scores every aligned word the same in {model_a.name}.")
     weights = cost_weights(score_a, cfg.pos_weight)
     groups = torch.tensor(shared.groups, dtype=torch.long)[pairs.doc]  # folds keep a group (pair, template, prompt) whole
-    read_rows = read_positions(pairs.alignment.word_strings(), pairs.doc)
-    ridge = ReadoutSearch({h: pairs.b[h] for h in hooks_b}, groups, read_rows, lams=cfg.lams, folds=cfg.folds,
-                          weights=weights, seed=cfg.seed)
+    ridge = RidgeCV({h: pairs.b[h] for h in hooks_b}, groups, lams=cfg.lams, folds=cfg.folds, weights=weights,
+                    seed=cfg.seed)
     selection = ridge.select(score_a)
     hook_b, readout = selection.hook(0), selection.readout(0)
     scores_b = {n: selection.scores(s.xb)[:, 0] for n, s in splits.items()}
@@ -289,7 +281,7 @@ def translate_concept(
 
     ctx = ControlContext(
         concept_a=concept_a, model_a=model_a, model_b=model_b, dataset=dataset, pairs=pairs, score_a=score_a,
-        groups=groups, read_rows=read_rows, ridge=ridge, selection=selection, splits=splits, scores_b=scores_b, hooks_b=hooks_b,
+        groups=groups, ridge=ridge, selection=selection, splits=splits, scores_b=scores_b, hooks_b=hooks_b,
         read_floor=read_floor_factory(lambda m: Reader(m, max_tokens=limit), pairs, hooks_b, split_texts),
         source_scores=scores_for, weights=weights, draws=cfg.draws, seed=cfg.seed)
     controls = run_controls(names, ctx)
@@ -302,19 +294,15 @@ def translate_concept(
                                                          hook_b, splits, cfg.seed)
     timings["evidence"] = time.perf_counter() - t0
 
-    metrics = _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, read_rows, results, controls, shared,
-                       pairs, evidence, layers_b, cfg)
+    metrics = _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, results, controls, shared, pairs,
+                       evidence, layers_b, cfg)
     metrics["cost"] = {"seconds": round(time.perf_counter() - t_start, 2),
                        "seconds_per_step": {k: round(v, 2) for k, v in timings.items()},
                        "tokens_read_source": reader_a.tokens_read - tokens0[0],
                        "tokens_read_target": reader_b.tokens_read - tokens0[1]}
-    layer_rows = []
-    for i, h in enumerate(selection.hooks):
-        row = {"hook_b": h, "cv_r2": round(float(selection.cv_r2[:, i, :, 0].max()), 4)}
-        for si, scheme in enumerate(selection.schemes):
-            r2 = selection.cv_r2[si, i, :, 0]
-            row[scheme] = {"cv_r2": round(float(r2.max()), 4), "lam": selection.lams[int(r2.argmax())]}
-        layer_rows.append(row)
+    layer_rows = [{"hook_b": h, "cv_r2": round(float(selection.cv_r2[i, :, 0].max()), 4),
+                   "lam": selection.lams[int(selection.cv_r2[i, :, 0].argmax())]}
+                  for i, h in enumerate(selection.hooks)]
     mean, std = standardiser(pairs.b[hook_b])
     target = Concept(
         name=concept_a.name, model_name=model_b.name, hook=hook_b, method="readout_transfer",
@@ -401,7 +389,7 @@ def _evidence(concept_a, model_b, pairs: WordPairs, groups: torch.Tensor, readou
     return out
 
 
-def _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, ridge_rows, results, controls, shared: SharedText,
+def _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, results, controls, shared: SharedText,
              pairs: WordPairs, evidence: dict, layers_b, cfg: TranslateConfig) -> dict:
     test, ood = results["test"], results.get("ood", {})
     null = controls.get("shuffled_pairing", {}).get("splits", {})
@@ -433,12 +421,10 @@ def _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, ridge_row
         "auroc_minus_native_ood_ci": ood.get("auroc_minus_native_ci"),
         "auroc_bag_of_words_test": test.get("auroc_bag_of_words"), "auroc_bag_of_words_ood": ood.get("auroc_bag_of_words"),
         "test": test, "ood": ood or None,
-        "selection": {"criterion": "cross-validated R² of A's score at read positions (sentence and document ends) "
-                                   "over folds of whole shared-text documents; fitted on every aligned word or on the "
-                                   "read positions only, whichever wins (a selection criterion, not a held-out estimate)",
+        "selection": {"criterion": "cross-validated R² of A's score over folds of whole shared-text documents "
+                                   "(a selection criterion, not a held-out estimate)",
                       "folds": cfg.folds, "hook_b": hook_b, "lam": selection.lam(0),
-                      "fitted_on": selection.scheme(0), "read_positions": int(ridge_rows.sum()),
-                      "cv_r2": round(float(selection.cv_r2[..., 0].max()), 4), "lams": list(selection.lams)},
+                      "cv_r2": round(float(selection.cv_r2[:, :, 0].max()), 4), "lams": list(selection.lams)},
         "shared_text": {**shared.describe(), "aligned_words": len(pairs), "coverage": round(pairs.alignment.coverage, 4)},
         "n_words": len(pairs), "n_texts": len(shared),
         "methods": {"readout_transfer": {"target_hook": hook_b, "test": test, "ood": ood or None},
