@@ -59,7 +59,8 @@ KINDS = {"sampled": ("sampled",), "steered": ("steered_toward", "steered_away"),
 DEFAULT_LADDER = (4.0, 8.0, 16.0, 32.0, 64.0)  # × the natural spread along the steering direction
 DEFAULT_DIRECTION = "readout"
 
-# Short and imperative: SmolLM2-135M-Instruct follows this one best of those tried (benchmarks/results_generative.md)
+# Short and imperative: of the phrasings tried while writing this, SmolLM2-135M-Instruct followed this one best;
+# even so few rewrites survive the filters on the bundled models (benchmarks/results_generative.md)
 REWRITE_TEMPLATE = "{sentence}\n\nRewrite this sentence: {goal}. Reply with the new sentence only."
 
 
