@@ -132,6 +132,7 @@ def main() -> None:
     p.add_argument("--plot", help="with --curve: write the curve as a PNG here (needs matplotlib)")
     p.add_argument("--no-cost", action="store_true", help="skip the standalone cost measurement")
     p.add_argument("--json", help="write every row and the summary here")
+    p.add_argument("--md", help="write the table and the summary as Markdown here")
     args = p.parse_args()
 
     models = tuple(load_model(n, dtype=args.dtype) for n in MODELS)
@@ -185,6 +186,60 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rows": rows, "summary": summary, "cost": cost, "settings": vars(args)}, f, indent=1)
+    if args.md:
+        with open(args.md, "w") as f:
+            f.write(markdown(rows, summary, cost, models[0].dtype))
+
+
+MD_HEADER = ("| concept | kind | direction | variant | B hook | native A test / OOD | native B test / OOD | "
+             "fidelity test | fidelity OOD | AUROC transfer test / OOD | recovery test | recovery OOD | "
+             "bag of words test / OOD | shuffled pairing p | label shuffle p | synthetic B* | s |\n|" + "---|" * 17)
+
+
+def md_row(r: dict) -> str:
+    if "refused" in r:
+        return f"| {r['concept']} | | {r['source']} → {r['target']} | {r['variant']} | refused: {r['refused']} |"
+    c = r["controls"]
+
+    def ctrl(name):
+        x = c.get(name)
+        if x is None:
+            return "–"
+        v = f"p={x['p_value']:.3g}" if x.get("p_value") is not None else f"{_f(x.get('value'))}"
+        return f"{v} {'ok' if x['passed'] else '**FAIL**'}"
+
+    return (f"| {r['concept']} | {r['kind']} | {r['source']} → {r['target']} | {r['variant']} | {r['target_hook']} | "
+            f"{_f(r['auroc_native_source_test'])} / {_f(r['auroc_native_source_ood'])} | "
+            f"{_f(r['auroc_native_target'])} / {_f(r['auroc_native_target_ood'])} | "
+            f"{_f(r['fidelity_test'])}{_ci(r['fidelity_test_ci'])} | {_f(r['fidelity_ood'])}{_ci(r['fidelity_ood_ci'])} | "
+            f"{_f(r['auroc_transfer_test'])} / {_f(r['auroc_transfer_ood'])} | "
+            f"{_f(r['recovery_test'])}{_ci(r['recovery_test_ci'])} | {_f(r['recovery_ood'])}{_ci(r['recovery_ood_ci'])} | "
+            f"{_f(r['auroc_bag_of_words_test'])} / {_f(r['auroc_bag_of_words_ood'])} | {ctrl('shuffled_pairing')} | "
+            f"{ctrl('label_shuffle')} | {ctrl('synthetic_target')} | {r['seconds']:.0f} |")
+
+
+def markdown(rows: list[dict], summary: list[dict], cost: dict | None, dtype) -> str:
+    """The benchmark's table and summary, as results_translate.md holds them."""
+    lines = [f"Models {MODELS[0]} and {MODELS[1]} ({str(dtype).removeprefix('torch.')}).", ""]
+    if cost:
+        lines += [f"Cost ({cost['concept']}, {cost['source']} → {cost['target']}, {cost['variant']}, fresh readers): "
+                  f"one paired forward pass over the shared text {cost['paired_forward_seconds']} s, the whole "
+                  f"translation {cost['translation_seconds']} s, ratio **{cost['ratio']}**; per step "
+                  f"{cost['per_step']}.", ""]
+    lines += ["| variant | translations | median fidelity test | median fidelity OOD | median recovery test | "
+              "median recovery OOD | must-fail controls passed |", "|---|---|---|---|---|---|---|"]
+    for s in summary:
+        lines.append(f"| {s['variant']} | {s['translations']} | {_f(s['median_fidelity_test'])} | "
+                     f"{_f(s['median_fidelity_ood'])} | {_f(s['median_recovery_test'])} | {_f(s['median_recovery_ood'])} | "
+                     f"{s['must_fail_passed']} |")
+    lines += ["", "| variant | kind | median fidelity test | median fidelity OOD | median recovery test |",
+              "|---|---|---|---|---|"]
+    for s in summary:
+        for kind, k in s["by_kind"].items():
+            lines.append(f"| {s['variant']} | {kind} | {_f(k['median_fidelity_test'])} | {_f(k['median_fidelity_ood'])} | "
+                         f"{_f(k['median_recovery_test'])} |")
+    lines += ["", MD_HEADER, *(md_row(r) for r in rows), ""]
+    return "\n".join(lines)
 
 
 def standalone_cost(a, b, ds, native_a, cfg, generated) -> dict:

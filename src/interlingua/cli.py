@@ -199,8 +199,9 @@ def _print_translation(tr) -> None:
           f"({'label-free' if m['label_free'] else 'with out-of-fold concept texts'} shared text: {sources} "
           f"documents, {m['n_words']:,} aligned words)")
     sel = m["selection"]
-    print(f"  B hook and λ chosen by cross-validated R² of A's score over {sel['folds']} folds of whole documents: "
-          f"{sel['hook_b']}, λ {sel['lam']:g} (R² {sel['cv_r2']}, a selection criterion)")
+    print(f"  B hook and λ chosen by the cross-validated rank correlation with A's score over {sel['folds']} folds "
+          f"of whole documents: {sel['hook_b']}, λ {sel['lam']:g} (ρ {sel['cv_rho']}, R² {sel['cv_r2']}; a selection "
+          "criterion)")
     for split in ("test", "ood"):
         r = m.get(split)
         if not r:
@@ -246,8 +247,8 @@ def _print_translation(tr) -> None:
         else:
             detail = f"{c['statistic']} {c['value']}"
         print(f"  control {name:<20} {'ok  ' if c['passed'] else 'FAIL'} ({c['kind']}) {detail}")
-    print("  B layer sweep (cross-validated R² of A's score at its best λ): "
-          + ", ".join(f"{r['hook_b']} {r['cv_r2']}" for r in tr.layer_map))
+    print("  B layer sweep (cross-validated rank correlation with A's score at its best λ): "
+          + ", ".join(f"{r['hook_b']} {r['cv_rho']}" for r in tr.layer_map))
     ck = m["cka_debiased_chosen_pair"]
     print(f"  debiased CKA {m['source_hook']} × {m['target_hook']}: {ck['value']} (document-permutation null p "
           f"{ck['p_value']}, band {ck.get('band')})")

@@ -6,9 +6,14 @@ Optional row weights make errors on words A scores positive (false negatives) co
 less than errors on the rest (false positives), without moving that optimum.
 
 :func:`select_ridge` is the primary method: B's hook and the ridge strength λ are chosen
-together by cross-validated R² of A's score over folds of whole *documents* (so neighbouring
-words of one text never sit on both sides), then the readout is refitted on all rows. It
-solves many targets at once (one eigendecomposition per hook and fold serves every λ and
+together by cross-validation over folds of whole *documents* (so neighbouring words of one
+text never sit on both sides), then the readout is refitted on all rows. The criterion is the
+rank correlation (Spearman's ρ) of the out-of-fold predictions with A's score: what the
+translation is judged by (fidelity, an AUROC against A's decisions, and ρ) depends only on the
+order of the scores, and on corpus text a few words with extreme logits dominate R². Measured
+label-free on the 23 built-in concepts, both directions (choosing by ρ instead of R²): mean
+test fidelity of the chosen readout 0.77 vs 0.74. The cross-validated R² is still reported.
+It solves many targets at once (one eigendecomposition per hook and fold serves every λ and
 every target column), which is what makes null distributions of hundreds of draws cheap:
 each draw re-runs the whole selection, exactly as the real readout did.
 """
@@ -71,8 +76,9 @@ class RidgeSelection:
     """Readouts for many targets, each with its chosen hook and λ.
 
     ``weight[:, j]`` and ``bias[j]`` are target ``j``'s readout in B's raw coordinates at hook
-    ``hooks[hook_index[j]]``; ``cv_r2[h, l, j]`` the cross-validated R² that chose it (the
-    selection criterion, a maximum over candidates: not a held-out estimate).
+    ``hooks[hook_index[j]]``; ``cv_rho[h, l, j]`` the cross-validated rank correlation that
+    chose it (the selection criterion, a maximum over candidates: not a held-out estimate) and
+    ``cv_r2[h, l, j]`` the cross-validated R² of the same out-of-fold predictions.
     """
 
     hooks: list[str]
@@ -82,6 +88,7 @@ class RidgeSelection:
     weight: torch.Tensor  # [d, k] float32
     bias: torch.Tensor  # [k] float64
     cv_r2: torch.Tensor  # [n_hooks, n_lams, k]
+    cv_rho: torch.Tensor  # [n_hooks, n_lams, k]
 
     def __len__(self) -> int:
         return int(self.hook_index.shape[0])
@@ -157,7 +164,8 @@ class RidgeCV:
                                 "folds": per_fold, "all": (mz, *_eig(_gram(whole, mz)))})
 
     def select(self, targets: torch.Tensor) -> RidgeSelection:
-        """Choose (hook, λ) per column of ``targets`` ([n] or [n, k]) by cross-validated R², refit on all rows."""
+        """Choose (hook, λ) per column of ``targets`` ([n] or [n, k]) by the cross-validated rank
+        correlation of out-of-fold predictions with the target (rows unweighted), refit on all rows."""
         y = targets.float()
         if y.dim() == 1:
             y = y[:, None]
@@ -172,6 +180,9 @@ class RidgeCV:
                (wd[self.fold == f][:, None] * yd[self.fold == f] ** 2).sum(0)) for f in range(self.folds)]
         sy_all = sum(a for a, _ in wy)
         sse = torch.zeros(len(self.hooks), len(self.lams), k, dtype=torch.float64)
+        rho = torch.zeros(len(self.hooks), len(self.lams), k, dtype=torch.float64)
+        rank_y = _centred_ranks(y)
+        pred = torch.empty(len(self.lams), self.n, k, dtype=torch.float32)
         cross_all = []
         for h, hk in enumerate(self._hooks):
             z = hk["z"]
@@ -188,11 +199,16 @@ class RidgeCV:
                 rhs = v.T @ _cross((sw_t, hk["whole"][1] - part[1], sy_t.float(), szy_all - szy_parts[f]), mz, my32)
                 q = v.T @ _cross((part[0], part[1], wy[f][0].float(), szy_parts[f]), mz, my32)
                 base = part[0] * my ** 2 - 2 * my * wy[f][0] + wy[f][1]
+                rows = self.fold == f
+                held = (z[rows] - mz) @ v  # held-out rows in the training fold's eigenbasis
                 for li, lam in enumerate(self.lams):
                     c = rhs / (e + lam * sw_t)[:, None]
                     sse[h, li] += base - 2 * (q * c).sum(0).double() + (c * (g @ c)).sum(0).double()
+                    pred[li, rows] = held @ c + my32
+            for li in range(len(self.lams)):
+                rho[h, li] = (_centred_ranks(pred[li]) * rank_y).sum(0) / (self.n ** 3 - self.n) * 12
         cv_r2 = 1 - sse / sst
-        best = cv_r2.reshape(len(self.hooks) * len(self.lams), k).argmax(0)
+        best = rho.reshape(len(self.hooks) * len(self.lams), k).argmax(0)
         hook_index, lam_index = best // len(self.lams), best % len(self.lams)
         d = self._hooks[0]["z"].shape[1]
         weight = torch.empty(d, k, dtype=torch.float32)
@@ -213,7 +229,16 @@ class RidgeCV:
                 weight[:, cols] = (c / hk["std"][:, None]).float()
                 bias[cols] = my_all[cols] - (hk["mean"] / hk["std"] + mz.double()) @ c
         return RidgeSelection(hooks=self.hooks, lams=self.lams, hook_index=hook_index, lam_index=lam_index,
-                              weight=weight, bias=bias, cv_r2=cv_r2)
+                              weight=weight, bias=bias, cv_r2=cv_r2, cv_rho=rho)
+
+
+def _centred_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Ranks of every column of ``x`` [n, k] minus their mean, as float64 (ties broken by position:
+    the scores ranked here are continuous)."""
+    n = x.shape[0]
+    ranks = torch.empty(x.shape, dtype=torch.float64)
+    ranks.scatter_(0, x.argsort(0), torch.arange(n, dtype=torch.float64)[:, None].expand(x.shape).contiguous())
+    return ranks - (n - 1) / 2
 
 
 def _gram(m: tuple[torch.Tensor, ...], mz: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ The steps of :func:`translate_concept`:
    each text read once per model (readers memoise, so no later step reads it again).
 3. **Readout** (:mod:`~interlingua.translate.readout`): a ridge readout on B whose optimum is
    A's score; B's hook and λ chosen together by cross-validation over whole documents of the
-   shared text.
+   shared text (the rank correlation of out-of-fold scores with A's).
 4. **Evaluation** (:mod:`~interlingua.translate.evaluate`) on the concept's test and OOD texts,
    which no step above saw: fidelity to A first, then the labels, recovery against B's own
    probe (found on the same layers), paired bootstrap intervals, the bag-of-words baseline.
@@ -300,9 +300,11 @@ def translate_concept(
                        "seconds_per_step": {k: round(v, 2) for k, v in timings.items()},
                        "tokens_read_source": reader_a.tokens_read - tokens0[0],
                        "tokens_read_target": reader_b.tokens_read - tokens0[1]}
-    layer_rows = [{"hook_b": h, "cv_r2": round(float(selection.cv_r2[i, :, 0].max()), 4),
-                   "lam": selection.lams[int(selection.cv_r2[i, :, 0].argmax())]}
-                  for i, h in enumerate(selection.hooks)]
+    layer_rows = []
+    for i, h in enumerate(selection.hooks):
+        best = int(selection.cv_rho[i, :, 0].argmax())
+        layer_rows.append({"hook_b": h, "cv_rho": round(float(selection.cv_rho[i, best, 0]), 4),
+                           "cv_r2": round(float(selection.cv_r2[i, best, 0]), 4), "lam": selection.lams[best]})
     mean, std = standardiser(pairs.b[hook_b])
     target = Concept(
         name=concept_a.name, model_name=model_b.name, hook=hook_b, method="readout_transfer",
@@ -421,10 +423,13 @@ def _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, results, 
         "auroc_minus_native_ood_ci": ood.get("auroc_minus_native_ci"),
         "auroc_bag_of_words_test": test.get("auroc_bag_of_words"), "auroc_bag_of_words_ood": ood.get("auroc_bag_of_words"),
         "test": test, "ood": ood or None,
-        "selection": {"criterion": "cross-validated R² of A's score over folds of whole shared-text documents "
-                                   "(a selection criterion, not a held-out estimate)",
+        "selection": {"criterion": "cross-validated rank correlation (Spearman) of out-of-fold readout scores "
+                                   "with A's score, over folds of whole shared-text documents (a selection "
+                                   "criterion, not a held-out estimate)",
                       "folds": cfg.folds, "hook_b": hook_b, "lam": selection.lam(0),
-                      "cv_r2": round(float(selection.cv_r2[:, :, 0].max()), 4), "lams": list(selection.lams)},
+                      "cv_rho": round(float(selection.cv_rho[selection.hook_index[0], selection.lam_index[0], 0]), 4),
+                      "cv_r2": round(float(selection.cv_r2[selection.hook_index[0], selection.lam_index[0], 0]), 4),
+                      "lams": list(selection.lams)},
         "shared_text": {**shared.describe(), "aligned_words": len(pairs), "coverage": round(pairs.alignment.coverage, 4)},
         "n_words": len(pairs), "n_texts": len(shared),
         "methods": {"readout_transfer": {"target_hook": hook_b, "test": test, "ood": ood or None},
