@@ -144,3 +144,52 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def kill_instants(tmp_path, monkeypatch):
+    """Record what a kill would leave on disk at every instant of a write.
+
+    ``kill_instants(root, write)`` runs ``write()`` and returns copies of the directory ``root``
+    taken before and after every rename (``os.rename`` / ``os.replace``, the steps of an atomic
+    write) and half way through every ``shutil.rmtree`` (half the files gone): each copy is the
+    state a ``kill -9`` at that instant leaves behind, to be read or resumed from. Nothing is
+    mocked: every step really happens, the copies only watch.
+    """
+    import os
+    import shutil
+    from pathlib import Path
+
+    real_rename, real_replace, real_rmtree = os.rename, os.replace, shutil.rmtree
+
+    def capture(root: Path, write) -> list[Path]:
+        shots: list[Path] = []
+
+        def shoot():
+            dst = tmp_path / "kill-instants" / f"{len(shots):03d}" / root.name
+            shutil.copytree(root, dst, symlinks=True)
+            shots.append(dst)
+
+        def watched(real):
+            def step(src, dst, *args, **kwargs):
+                shoot()
+                real(src, dst, *args, **kwargs)
+                shoot()
+            return step
+
+        def rmtree(path, *args, **kwargs):
+            files = sorted(p for p in Path(path).rglob("*") if p.is_file())
+            for f in files[: (len(files) + 1) // 2]:
+                f.unlink()
+            shoot()
+            real_rmtree(path, *args, **kwargs)
+            shoot()
+
+        with monkeypatch.context() as m:
+            m.setattr(os, "rename", watched(real_rename))
+            m.setattr(os, "replace", watched(real_replace))
+            m.setattr(shutil, "rmtree", rmtree)
+            write()
+        return shots
+
+    return capture
