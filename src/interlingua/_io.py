@@ -16,7 +16,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +210,34 @@ def remove_leftovers(directory: str | Path, owns: Callable[[str], bool]) -> list
             entry.unlink(missing_ok=True)
         removed.append(entry.name)
     return removed
+
+
+def check_replaceable(directory: str | Path, own: Collection[str], what: str, *, overwrite: bool) -> None:
+    """Refuse to save ``what`` over ``directory`` unless that loses nothing the user has not asked to lose.
+
+    A directory saved as one unit (:func:`atomic_dir`) replaces what was there, so it may only be
+    saved where there is nothing, an empty directory, or a previous ``what`` (whose entries are
+    the names in ``own``, plus interlingua's own leftovers of them), and over a previous one only
+    with ``overwrite``. Anything else there is the user's: refused even with ``overwrite``.
+    Call it before the work that produces ``what``, so that a refusal costs nothing.
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise InterlinguaError(f"{directory} is a file; {what} is saved as a directory. Give a directory path.")
+    entries = sorted(e.name for e in directory.iterdir() if leftover_of(e.name) not in own)
+    foreign = [n for n in entries if n not in own]
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        raise InterlinguaError(
+            f"{directory} holds files that are not {what} ({', '.join(foreign[:5])}{more}); saving there would "
+            "delete them. Choose a new or empty directory."
+        )
+    if entries and not overwrite:
+        raise InterlinguaError(
+            f"{directory} already holds {what}; pass --overwrite to replace it, or choose another directory."
+        )
 
 
 @contextlib.contextmanager
