@@ -137,3 +137,17 @@ def test_concept_find_out_needs_overwrite_to_replace_a_concept(llama_dir, tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and "thesis.txt" in err and "--overwrite" not in err
     assert (tmp_path / "thesis.txt").read_text() == "mine"
+
+
+def test_extract_overwrite_refuses_the_working_directory_with_user_files(llama_dir, tmp_path, capsys, monkeypatch):
+    texts = tmp_path / "t.txt"
+    texts.write_text("first document here\n", encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "thesis.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    code = main(["extract", "--model", str(llama_dir), "--hook", "resid_post.1", "--text-file", str(texts),
+                 "--out", ".", "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and "thesis.txt" in err and "pass --overwrite" not in err and "Traceback" not in err
+    assert sorted(p.name for p in work.iterdir()) == ["thesis.txt"]

@@ -372,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "document exceeds the model's context)")
     s.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per forward pass")
     s.add_argument("--shard-tokens", type=int, default=65536, help="tokens per shard file")
-    s.add_argument("--overwrite", action="store_true", help="replace whatever is in --out")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace an extraction in --out by this one (a directory holding other files is refused)")
     s.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     s.set_defaults(fn=cmd_extract)
 
