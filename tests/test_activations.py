@@ -196,6 +196,14 @@ def test_non_empty_foreign_dir_is_refused(tiny, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def _stop_at(shard: int):
+    """An ``after_shard`` that interrupts the job once shard ``shard`` is on disk."""
+    def stop(i):
+        if i == shard:
+            raise KeyboardInterrupt
+    return stop
+
+
 def test_overwrite_replaces_an_extraction_and_nothing_else(llama, tmp_path):
     """The probe's failure: --overwrite emptied a directory holding the user's thesis.txt and sub/data.csv."""
     out = tmp_path / "victim"
@@ -246,6 +254,23 @@ def test_extract_killed_at_any_instant_resumes_identical(llama, tmp_path, kill_i
         again = extract_to_disk(llama, TEXTS, "resid_post.1", shot / "out", shard_tokens=40, progress=False).load()
         assert torch.equal(again["resid_post.1"], full["resid_post.1"]) and torch.equal(again.doc, full.doc), shot
         assert again.texts == TEXTS
+        # the finished job keeps its own files only: the temporary ones of the killed write are gone
+        assert sorted(p.name for p in (shot / "out").iterdir()) == sorted(p.name for p in (tmp_path / "full").iterdir())
+
+
+def test_resume_cleans_only_its_own_temporary_files(llama, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        extract_to_disk(llama, TEXTS, "resid_post.1", out, shard_tokens=40, progress=False, after_shard=_stop_at(1))
+    killed = [".shard-00002.safetensors.k2x_9q0a.tmp", ".manifest.json.a1b2c3d4.tmp", ".texts.json.zz_00000.tmp"]
+    for name in killed:
+        (out / name).write_bytes(b"half a write")
+    users = [".notes.k2x_9q0a.tmp", ".shard-00002.safetensors.tmp", "shard-00002.safetensors.k2x_9q0a.tmp"]
+    for name in users:
+        (out / name).write_text("the user's")
+    extract_to_disk(llama, TEXTS, "resid_post.1", out, shard_tokens=40, progress=False)
+    left = {p.name for p in out.iterdir()}
+    assert not left & set(killed) and set(users) <= left
 
 
 def test_full_disk_gives_clear_message(tiny, tmp_path, monkeypatch):

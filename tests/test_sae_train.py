@@ -245,6 +245,8 @@ def test_checkpoint_write_killed_at_any_instant_resumes(tmp_path, kill_instants)
         assert again.resumed_from in (7, 14), shot
         result = again.run(progress=False)
         assert torch.equal(result.saes["x"].W_dec, whole.saes["x"].W_dec)
+        # the finished job leaves its own files only: no temporary or set-aside copies
+        assert sorted(p.name for p in shot.iterdir()) == ["checkpoint", "training.json", "x"], shot
     assert resumed_from == {7, 14}
 
 

@@ -554,6 +554,7 @@ def extract_to_disk(
         _io.write_json(out / "manifest.json", manifest)
     elif not (out / "texts.json").is_file():  # an --overwrite killed half way: the same job resumes
         _io.write_json(out / "texts.json", list(texts))
+    _io.remove_leftovers(out, _is_output_file)  # temporary files of killed writes: never used, never kept
     done = {s["index"] for s in manifest["shards"] if (out / s["file"]).is_file()}
     manifest["shards"] = [s for s in manifest["shards"] if s["index"] in done]
     remaining = sum(sum(lengths[a:b]) for i, (a, b) in enumerate(plan) if i not in done)
@@ -573,6 +574,7 @@ def extract_to_disk(
                 after_shard(i)
     manifest["complete"] = True
     _io.write_json(out / "manifest.json", manifest)
+    _io.remove_leftovers(out, _is_output_file)
     return ActivationCache(out)
 
 

@@ -333,6 +333,7 @@ class Trainer:
             for hook, sae in saes.items():
                 save_sae(sae, self.out / _dir_name(hook))
             _io.write_json(self.out / "training.json", summary)
+            self._settle_out_dir()
         return TrainResult(saes=saes, summary=summary)
 
     def export(self) -> dict[str, SparseAutoencoder]:
@@ -380,14 +381,16 @@ class Trainer:
         return {CHECKPOINT_DIR, "training.json", *(_dir_name(h) for h in self.hooks)}
 
     def _settle_out_dir(self) -> Path:
-        """Put back any directory a kill left aside, and return the checkpoint path.
+        """Put back any directory a kill left aside, drop this job's leftovers, and return the checkpoint path.
 
-        Run when the job starts (or resumes): a kill during a checkpoint or export write can leave
-        the only complete copy under a hidden name (see :func:`interlingua._io.atomic_dir`).
+        Run when the job starts (or resumes) and when it completes: a kill during a checkpoint or
+        export write leaves a complete copy under a hidden name (see :func:`interlingua._io.atomic_dir`),
+        and temporary files that nothing else would ever remove.
         """
         own = self._own_names()
         for name in own - {"training.json"}:
             _io.recover_dir(self.out / name)
+        _io.remove_leftovers(self.out, own.__contains__)
         return self.out / CHECKPOINT_DIR
 
     def save_checkpoint(self) -> Path:
