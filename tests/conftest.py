@@ -193,3 +193,55 @@ def kill_instants(tmp_path, monkeypatch):
         return shots
 
     return capture
+
+
+@pytest.fixture
+def read_only_dir(tmp_path, monkeypatch):
+    """A directory nothing can be created in, as on a read-only filesystem.
+
+    Where permissions bind (not root) it is a real ``chmod 555`` directory. As root they do not
+    bind, so creating a file or directory under it (``os.mkdir``, ``os.open`` for writing: the
+    first step of every write interlingua makes) fails with EROFS instead.
+    """
+    import errno
+    import os
+    from pathlib import Path
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0:
+        ro.chmod(0o555)
+        yield ro
+        ro.chmod(0o755)
+        return
+    real_mkdir, real_open = os.mkdir, os.open
+
+    def refuse(path):
+        if Path(os.path.abspath(path)).is_relative_to(ro):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    def mkdir(path, *args, **kwargs):
+        refuse(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    def open_(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            refuse(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
+    yield ro
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Every safetensors write fails as on a full disk: with safetensors' own error, which is no OSError."""
+    from safetensors import SafetensorError
+
+    import interlingua._io as io
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(io, "save_file", full)

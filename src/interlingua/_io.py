@@ -21,28 +21,61 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from interlingua.errors import InterlinguaError
 
 
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def _errno(exc: Exception) -> int | None:
+    """The errno of a failed write: an OSError's, or the one in a SafetensorError's text ("... (os error 28)")."""
+    if isinstance(exc, OSError):
+        return exc.errno
+    m = _OS_ERROR.search(str(exc))
+    return int(m.group(1)) if m else None
+
+
+def _shown(path: str | Path) -> Path:
+    """``path`` as the user knows it: a directory being written under a temporary name shows as its final name."""
+    parts = [(parsed[0] if (parsed := parse_leftover(p)) and parsed[1] == "tmp" else p) for p in Path(path).parts]
+    return Path(*parts) if parts else Path(path)
+
+
+def _write_error_message(err: int, target: str | Path, exc: Exception) -> str | None:
+    """What to tell the user when writing ``target`` failed with ``err``, or None when it is no filesystem problem."""
+    target, where = _shown(target), getattr(exc, "filename", None)
+    detail = f"{_shown(where)}: {os.strerror(err)}" if where and _shown(where) != target else os.strerror(err)
+    if err in (errno.ENOSPC, errno.EDQUOT):
+        return (f"the disk is full while writing {target}. Free some space (or point the output elsewhere) and run "
+                "the same command again: finished parts are kept and the job resumes where it stopped.")
+    if err in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return (f"cannot write {target} ({detail}). Choose a directory you can write to, or make this one "
+                "writable, and run the same command again.")
+    if err in (errno.ENOTDIR, errno.EEXIST):
+        return (f"cannot write {target} ({detail}): a file stands where a directory is needed. Give a path "
+                "whose directories are directories (or move that file).")
+    return None
+
+
 @contextlib.contextmanager
 def disk_errors(target: str | Path) -> Iterator[None]:
-    """Turn "disk full" and permission errors while writing ``target`` into clear messages."""
+    """Turn a failed write of ``target`` into one clear message that names it and says what to do.
+
+    Covers a full disk, no permission, a read-only filesystem and a file where a directory belongs,
+    whether the error is an ``OSError`` or safetensors' ``SafetensorError`` (which carries the errno
+    only in its text). Anything else is raised unchanged.
+    """
     try:
         yield
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise InterlinguaError(
-                f"the disk is full while writing {target}. Free some space (or point the output "
-                "elsewhere) and run the same command again: finished parts are kept and the job "
-                "resumes where it stopped."
-            ) from exc
-        if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-            raise InterlinguaError(
-                f"cannot write {target}: {exc.strerror}. Choose a directory you can write to."
-            ) from exc
-        raise
+    except (OSError, SafetensorError) as exc:
+        err = _errno(exc)
+        message = _write_error_message(err, target, exc) if err is not None else None
+        if message is None:
+            raise
+        raise InterlinguaError(message) from exc
 
 
 def _umask() -> int:
@@ -55,8 +88,9 @@ def _umask() -> int:
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it is renamed onto ``target``."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    with disk_errors(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -204,10 +238,13 @@ def remove_leftovers(directory: str | Path, owns: Callable[[str], bool]) -> list
         name, kind = parsed
         if kind in ("new", "old") and not (directory / name).exists():
             continue  # the only complete copy of a missing directory
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        except OSError:  # cleaning up is a courtesy: a directory we may not change keeps them
+            continue
         removed.append(entry.name)
     return removed
 

@@ -501,7 +501,8 @@ def _prepare_dir(out: Path, job: dict, overwrite: bool) -> dict | None:
             "replaces a directory that holds nothing else. Move those files, or choose a new or empty directory."
         )
     if overwrite:
-        _clear_extraction(out)
+        with _io.disk_errors(out):
+            _clear_extraction(out)
         return None
     if differs:
         raise InterlinguaError(
@@ -548,7 +549,8 @@ def extract_to_disk(
     manifest = _prepare_dir(out, job, overwrite)
     plan = _plan_shards(lengths, shard_tokens)
     if manifest is None:
-        out.mkdir(parents=True, exist_ok=True)
+        with _io.disk_errors(out):
+            out.mkdir(parents=True, exist_ok=True)
         _io.write_json(out / "texts.json", list(texts))
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, "job": job, "shards": [], "complete": False}
         _io.write_json(out / "manifest.json", manifest)

@@ -221,6 +221,8 @@ class Trainer:
         self.resumed_from: int | None = None
         self.seconds = 0.0
         if self.out is not None:
+            if self.out.exists() and not self.out.is_dir():
+                raise InterlinguaError(f"--out {self.out} is a file; SAE training writes a directory there.")
             ckpt = self._settle_out_dir()
             if overwrite:
                 _io.discard_dir(ckpt)
