@@ -144,3 +144,104 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def kill_instants(tmp_path, monkeypatch):
+    """Record what a kill would leave on disk at every instant of a write.
+
+    ``kill_instants(root, write)`` runs ``write()`` and returns copies of the directory ``root``
+    taken before and after every rename (``os.rename`` / ``os.replace``, the steps of an atomic
+    write) and half way through every ``shutil.rmtree`` (half the files gone): each copy is the
+    state a ``kill -9`` at that instant leaves behind, to be read or resumed from. Nothing is
+    mocked: every step really happens, the copies only watch.
+    """
+    import os
+    import shutil
+    from pathlib import Path
+
+    real_rename, real_replace, real_rmtree = os.rename, os.replace, shutil.rmtree
+
+    def capture(root: Path, write) -> list[Path]:
+        shots: list[Path] = []
+
+        def shoot():
+            dst = tmp_path / "kill-instants" / f"{len(shots):03d}" / root.name
+            shutil.copytree(root, dst, symlinks=True)
+            shots.append(dst)
+
+        def watched(real):
+            def step(src, dst, *args, **kwargs):
+                shoot()
+                real(src, dst, *args, **kwargs)
+                shoot()
+            return step
+
+        def rmtree(path, *args, **kwargs):
+            files = sorted(p for p in Path(path).rglob("*") if p.is_file())
+            for f in files[: (len(files) + 1) // 2]:
+                f.unlink()
+            shoot()
+            real_rmtree(path, *args, **kwargs)
+            shoot()
+
+        with monkeypatch.context() as m:
+            m.setattr(os, "rename", watched(real_rename))
+            m.setattr(os, "replace", watched(real_replace))
+            m.setattr(shutil, "rmtree", rmtree)
+            write()
+        return shots
+
+    return capture
+
+
+@pytest.fixture
+def read_only_dir(tmp_path, monkeypatch):
+    """A directory nothing can be created in, as on a read-only filesystem.
+
+    Where permissions bind (not root) it is a real ``chmod 555`` directory. As root they do not
+    bind, so creating a file or directory under it (``os.mkdir``, ``os.open`` for writing: the
+    first step of every write interlingua makes) fails with EROFS instead.
+    """
+    import errno
+    import os
+    from pathlib import Path
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0:
+        ro.chmod(0o555)
+        yield ro
+        ro.chmod(0o755)
+        return
+    real_mkdir, real_open = os.mkdir, os.open
+
+    def refuse(path):
+        if Path(os.path.abspath(path)).is_relative_to(ro):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    def mkdir(path, *args, **kwargs):
+        refuse(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    def open_(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            refuse(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
+    yield ro
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Every safetensors write fails as on a full disk: with safetensors' own error, which is no OSError."""
+    from safetensors import SafetensorError
+
+    import interlingua._io as io
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(io, "save_file", full)

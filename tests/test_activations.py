@@ -189,9 +189,88 @@ def test_other_job_in_out_dir_is_refused(tiny, tmp_path):
 
 def test_non_empty_foreign_dir_is_refused(tiny, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(InterlinguaError, match="not empty"):
-        extract_to_disk(tiny, TEXTS, "resid_post.1", tmp_path, progress=False)
+    for overwrite in (False, True):
+        with pytest.raises(InterlinguaError, match="not empty.*notes.txt.*new or empty directory") as err:
+            extract_to_disk(tiny, TEXTS, "resid_post.1", tmp_path, progress=False, overwrite=overwrite)
+        assert "pass --overwrite" not in str(err.value)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def _stop_at(shard: int):
+    """An ``after_shard`` that interrupts the job once shard ``shard`` is on disk."""
+    def stop(i):
+        if i == shard:
+            raise KeyboardInterrupt
+    return stop
+
+
+def test_overwrite_replaces_an_extraction_and_nothing_else(llama, tmp_path):
+    """The probe's failure: --overwrite emptied a directory holding the user's thesis.txt and sub/data.csv."""
+    out = tmp_path / "victim"
+    extract_to_disk(llama, TEXTS, "resid_post.1", out, shard_tokens=20, progress=False)
+    (out / "thesis.txt").write_text("mine")
+    (out / "sub").mkdir()
+    (out / "sub" / "data.csv").write_text("1,2")
+    for hook in ("resid_post.1", "resid_post.2"):  # the same job or another one
+        with pytest.raises(InterlinguaError, match="other files.*sub, thesis.txt.*new or empty") as err:
+            extract_to_disk(llama, TEXTS, hook, out, progress=False, overwrite=True)
+        assert "pass --overwrite" not in str(err.value)
+    assert (out / "thesis.txt").read_text() == "mine" and (out / "sub" / "data.csv").read_text() == "1,2"
+    assert ActivationCache(out).complete  # the extraction is untouched too
+    # the same job still resumes (and deletes nothing) with the user's files beside it
+    assert extract_to_disk(llama, TEXTS, "resid_post.1", out, shard_tokens=20, progress=False).complete
+
+
+def test_overwrite_killed_half_way_continues_either_way(llama, tmp_path):
+    """--overwrite deletes the manifest last: what a kill leaves lets either command carry on."""
+    full = extract_to_disk(llama, TEXTS, "resid_post.1", tmp_path / "full", shard_tokens=20, progress=False).load()
+    for rerun in ("same job", "overwrite"):
+        out = tmp_path / rerun
+        extract_to_disk(llama, TEXTS, "resid_post.1", out, shard_tokens=20, progress=False)
+        (out / "texts.json").unlink()  # the state a kill during _clear_extraction leaves:
+        (out / "shard-00001.safetensors").unlink()  # some files gone, the manifest still there
+        if rerun == "same job":
+            again = extract_to_disk(llama, TEXTS, "resid_post.1", out, shard_tokens=20, progress=False).load()
+            assert torch.equal(again["resid_post.1"], full["resid_post.1"]) and again.texts == TEXTS
+        else:
+            again = extract_to_disk(llama, TEXTS[:3], "resid_post.2", out, shard_tokens=20, progress=False,
+                                    overwrite=True)
+            assert again.manifest["job"]["hooks"] == ["resid_post.2"] and again.texts == TEXTS[:3]
+            assert sorted(p.name for p in out.iterdir() if not p.name.startswith("shard-")) == \
+                ["manifest.json", "texts.json"]
+
+
+def test_extract_killed_at_any_instant_resumes_identical(llama, tmp_path, kill_instants):
+    """Every instant of a job, the very first write included: the same call resumes to the same result."""
+    full = extract_to_disk(llama, TEXTS, "resid_post.1", tmp_path / "full", shard_tokens=40, progress=False).load()
+    root = tmp_path / "root"
+    root.mkdir()
+    shots = kill_instants(root, lambda: extract_to_disk(llama, TEXTS, "resid_post.1", root / "out", shard_tokens=40,
+                                                        progress=False))
+    assert len(shots) >= 10
+    for shot in shots:
+        if not (shot / "out").exists():
+            continue
+        again = extract_to_disk(llama, TEXTS, "resid_post.1", shot / "out", shard_tokens=40, progress=False).load()
+        assert torch.equal(again["resid_post.1"], full["resid_post.1"]) and torch.equal(again.doc, full.doc), shot
+        assert again.texts == TEXTS
+        # the finished job keeps its own files only: the temporary ones of the killed write are gone
+        assert sorted(p.name for p in (shot / "out").iterdir()) == sorted(p.name for p in (tmp_path / "full").iterdir())
+
+
+def test_resume_cleans_only_its_own_temporary_files(llama, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        extract_to_disk(llama, TEXTS, "resid_post.1", out, shard_tokens=40, progress=False, after_shard=_stop_at(1))
+    killed = [".shard-00002.safetensors.k2x_9q0a.tmp", ".manifest.json.a1b2c3d4.tmp", ".texts.json.zz_00000.tmp"]
+    for name in killed:
+        (out / name).write_bytes(b"half a write")
+    users = [".notes.k2x_9q0a.tmp", ".shard-00002.safetensors.tmp", "shard-00002.safetensors.k2x_9q0a.tmp"]
+    for name in users:
+        (out / name).write_text("the user's")
+    extract_to_disk(llama, TEXTS, "resid_post.1", out, shard_tokens=40, progress=False)
+    left = {p.name for p in out.iterdir()}
+    assert not left & set(killed) and set(users) <= left
 
 
 def test_full_disk_gives_clear_message(tiny, tmp_path, monkeypatch):

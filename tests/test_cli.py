@@ -115,3 +115,39 @@ def test_concept_find_bad_concept_name(llama_dir, capsys):
     code = main(["concept", "find", "--model", str(llama_dir), "--concept", "sentimnet"])
     err = capsys.readouterr().err
     assert code == 2 and "unknown concept 'sentimnet'" in err and "Traceback" not in err
+
+
+def test_concept_find_out_needs_overwrite_to_replace_a_concept(llama_dir, tmp_path, capsys):
+    items = [{"positive": f"Person {i} said yes.", "negative": f"Person {i} said no."} for i in range(40)]
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"name": "yn", "train": items[:24], "test": items[24:34], "ood": items[34:]}))
+    find = ["concept", "find", "--model", str(llama_dir), "--concept", str(f), "--layer", "1", "--json"]
+    saved = tmp_path / "saved"
+    assert main([*find, "--method", "diff_of_means", "--out", str(saved)]) == 0
+    before = (saved / "concept.safetensors").read_bytes(), (saved / "concept.json").read_bytes()
+    capsys.readouterr()
+    code = main([*find, "--method", "logistic", "--out", str(saved)])
+    err = capsys.readouterr().err
+    assert code == 2 and "already holds a saved concept" in err and "--overwrite" in err and "Traceback" not in err
+    assert ((saved / "concept.safetensors").read_bytes(), (saved / "concept.json").read_bytes()) == before
+    assert main([*find, "--method", "logistic", "--out", str(saved), "--overwrite"]) == 0
+    assert json.loads((saved / "concept.json").read_text())["method"] == "logistic"
+    (tmp_path / "thesis.txt").write_text("mine")
+    code = main([*find, "--out", str(tmp_path), "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and "thesis.txt" in err and "--overwrite" not in err
+    assert (tmp_path / "thesis.txt").read_text() == "mine"
+
+
+def test_extract_overwrite_refuses_the_working_directory_with_user_files(llama_dir, tmp_path, capsys, monkeypatch):
+    texts = tmp_path / "t.txt"
+    texts.write_text("first document here\n", encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "thesis.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    code = main(["extract", "--model", str(llama_dir), "--hook", "resid_post.1", "--text-file", str(texts),
+                 "--out", ".", "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and "thesis.txt" in err and "pass --overwrite" not in err and "Traceback" not in err
+    assert sorted(p.name for p in work.iterdir()) == ["thesis.txt"]

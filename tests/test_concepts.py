@@ -312,3 +312,42 @@ def test_find_concept_never_splits_a_template_between_fit_and_validation(llama, 
     # a dataset with too few templates falls back to pairs, with no error
     c = find_concept(llama, templated_concept(3), hook="resid_post.1", method="diff_of_means", n_boot=5, n_null=1)
     assert c.provenance["data"]["val_split_by"] == "pairs"
+
+
+def _concept(hook: str, method: str, seed: int) -> Concept:
+    """A concept with its own random direction (saved and loaded as any found one)."""
+    g = torch.Generator().manual_seed(seed)
+    return Concept(name=f"c{seed}", model_name="tiny-llama", hook=hook, method=method,
+                   weight=torch.randn(64, generator=g), bias=float(seed), mean=torch.randn(64, generator=g),
+                   std=torch.rand(64, generator=g) + 0.5, typical_norm=3.0 + seed, metrics={"seed": seed})
+
+
+def _which(loaded: Concept, candidates: list[Concept]) -> list[Concept]:
+    """The candidates that ``loaded`` equals in every field the files hold."""
+    return [c for c in candidates if (loaded.hook, loaded.method, loaded.bias, loaded.metrics)
+            == (c.hook, c.method, c.bias, c.metrics) and all(torch.equal(getattr(loaded, k), getattr(c, k))
+                                                              for k in ("weight", "mean", "std"))]
+
+
+def test_concept_save_killed_at_any_instant_loads_one_whole_concept(tmp_path, kill_instants):
+    """The probe's failure: killed mid-save, the new tensors came back with the old hook and method."""
+    old, new = _concept("resid_post.1", "diff_of_means", 1), _concept("resid_post.3", "logistic", 2)
+    old.save(tmp_path / "out" / "c")
+    shots = kill_instants(tmp_path / "out", lambda: new.save(tmp_path / "out" / "c"))
+    found = [_which(Concept.load(shot / "c"), [old, new]) for shot in shots]
+    assert all(len(f) == 1 for f in found), [len(f) for f in found]
+    assert found[0] == [old] and found[-1] == [new]
+
+
+def test_concept_save_never_deletes_other_files(tmp_path):
+    c = _concept("resid_post.1", "logistic", 1)
+    (tmp_path / "notes.txt").write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(InterlinguaError, match="notes.txt.*new or empty directory") as err:
+            c.save(tmp_path, overwrite=overwrite)
+        assert "--overwrite" not in str(err.value)
+    assert (tmp_path / "notes.txt").read_text() == "mine" and not (tmp_path / "concept.json").exists()
+    c.save(tmp_path / "c")
+    with pytest.raises(InterlinguaError, match="already holds a saved concept.*--overwrite"):
+        _concept("resid_post.2", "pca", 2).save(tmp_path / "c", overwrite=False)
+    assert _which(Concept.load(tmp_path / "c"), [c]) == [c]

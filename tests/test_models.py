@@ -54,3 +54,30 @@ def test_missing_package_says_how_to_install(monkeypatch):
 
 def test_registry_facts():
     assert BUNDLED["smollm2-135m"].n_layers == 30 and BUNDLED["gemma3-270m"].d_model == 640
+
+
+def test_model_cache_replaced_under_a_kill_is_found_whole(llama, llama_dir, tmp_path, monkeypatch, kill_instants):
+    """A kill while a cached model directory is being replaced never forces (or breaks) a new dequantisation."""
+    import shutil
+
+    from interlingua import _io
+    from interlingua.models.loading import CACHE_FORMAT
+
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"not a real GGUF: dequantising it fails, so every load must come from the cache")
+    st = gguf.stat()
+    models = tmp_path / "cache" / "models"
+    target = models / f"gguf-tiny-{st.st_size}-{int(st.st_mtime)}-v{CACHE_FORMAT}"
+
+    def build(version: int) -> None:
+        with _io.atomic_dir(target) as tmp:
+            shutil.copytree(llama_dir, tmp, dirs_exist_ok=True)
+            _io.write_json(tmp / "interlingua.json", {"source_gguf": str(gguf), "version": version})
+
+    build(1)
+    enc = llama.tokenizer(["hello there"], return_tensors="pt")
+    for shot in kill_instants(models, lambda: build(2)):
+        monkeypatch.setenv("INTERLINGUA_CACHE", str(shot.parent))
+        m = load_model(str(gguf), dtype="float32")
+        with torch.inference_mode():
+            torch.testing.assert_close(m.model(**enc).logits, llama.model(**enc).logits)

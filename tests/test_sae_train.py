@@ -227,3 +227,45 @@ def test_compiled_optimizer_step_equals_eager(monkeypatch):
     assert torch.allclose(params["compiled"], params["eager"], atol=1e-6)
     assert torch.allclose(opts["compiled"].averaged(params["compiled"]), opts["eager"].averaged(params["eager"]),
                           atol=1e-5)
+
+
+def test_checkpoint_write_killed_at_any_instant_resumes(tmp_path, kill_instants):
+    """Whatever instant of a checkpoint write a kill hits, the rerun resumes and ends identical."""
+    source = TensorSource(_data(), chunk_rows=1000)
+    cfg = _cfg()
+    whole = Trainer(source, cfg, tmp_path / "whole").run(progress=False)
+    trainer = Trainer(source, cfg, tmp_path / "out")
+    trainer.run(progress=False, stop_after=7)  # the first checkpoint, at step 7
+    shots = kill_instants(tmp_path / "out", lambda: trainer.run(progress=False, stop_after=7))  # the second
+    assert len(shots) >= 8
+    resumed_from = set()
+    for shot in shots:
+        again = Trainer(source, cfg, shot)
+        resumed_from.add(again.resumed_from)
+        assert again.resumed_from in (7, 14), shot
+        result = again.run(progress=False)
+        assert torch.equal(result.saes["x"].W_dec, whole.saes["x"].W_dec)
+        # the finished job leaves its own files only: no temporary or set-aside copies
+        assert sorted(p.name for p in shot.iterdir()) == ["checkpoint", "training.json", "x"], shot
+    assert resumed_from == {7, 14}
+
+
+def test_exported_sae_replaced_under_a_kill_loads_whole(tmp_path, kill_instants):
+    from interlingua.sae.files import save_sae
+
+    source = TensorSource(_data())
+    first = train_sae(source, _cfg(total_vectors=128 * 4)).saes["x"]
+    second = train_sae(source, _cfg(total_vectors=128 * 8)).saes["x"]
+    save_sae(first, tmp_path / "out" / "sae")
+    for shot in kill_instants(tmp_path / "out", lambda: save_sae(second, tmp_path / "out" / "sae")):
+        loaded = load_sae(shot / "sae")
+        assert any(torch.equal(loaded.W_dec, s.W_dec) for s in (first, second)), shot
+
+
+def test_checkpoint_torn_by_an_older_version_gives_a_clear_error(tmp_path):
+    source = TensorSource(_data())
+    Trainer(source, _cfg(), tmp_path).run(progress=False, stop_after=7)
+    (tmp_path / "checkpoint" / "state.safetensors").unlink()
+    with pytest.raises(InterlinguaError, match="incomplete.*--overwrite"):
+        Trainer(source, _cfg(), tmp_path)
+    assert Trainer(source, _cfg(), tmp_path, overwrite=True).step == 0

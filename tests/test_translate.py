@@ -196,3 +196,33 @@ def test_control_models_differ_where_they_should(llama):
     p0 = lambda m: next(iter(m.model.base_model.layers[0].parameters())).detach()  # noqa: E731
     assert not torch.equal(p0(lex), p0(llama))
     assert abs(float(p0(rnd).std()) - float(p0(llama).std())) < 0.1 * float(p0(llama).std()) + 1e-6
+
+
+def test_translation_save_killed_at_any_instant_loads_one_whole_translation(tmp_path, kill_instants):
+    from interlingua.concepts import Concept
+    from interlingua.translate import Translation
+
+    def concept(seed):
+        g = torch.Generator().manual_seed(seed)
+        return Concept(name="c", model_name=f"m{seed % 2}", hook=f"resid_post.{seed}", method="logistic",
+                       weight=torch.randn(8, generator=g), bias=0.0, mean=torch.zeros(8), std=torch.ones(8),
+                       typical_norm=1.0)
+
+    old = Translation(source=concept(1), target=concept(2), metrics={"run": "old"})
+    new = Translation(source=concept(3), target=concept(4), metrics={"run": "new"}, controls={"x": {"passed": True}})
+    old.save(tmp_path / "out" / "tr")
+    shots = kill_instants(tmp_path / "out", lambda: new.save(tmp_path / "out" / "tr"))
+    runs = []
+    for shot in shots:
+        back = Translation.load(shot / "tr")
+        want = old if back.metrics["run"] == "old" else new
+        assert (back.source.hook, back.target.hook, back.controls) == (want.source.hook, want.target.hook,
+                                                                       want.controls), shot
+        assert torch.equal(back.target.weight, want.target.weight)
+        runs.append(back.metrics["run"])
+    assert runs[0] == "old" and runs[-1] == "new"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "results.csv").write_text("1,2")
+    with pytest.raises(InterlinguaError, match="results.csv.*new or empty directory"):
+        new.save(tmp_path / "mine")
+    assert (tmp_path / "mine" / "results.csv").read_text() == "1,2"

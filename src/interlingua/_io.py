@@ -12,35 +12,70 @@ import contextlib
 import errno
 import json
 import os
+import re
+import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from interlingua.errors import InterlinguaError
 
 
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def _errno(exc: Exception) -> int | None:
+    """The errno of a failed write: an OSError's, or the one in a SafetensorError's text ("... (os error 28)")."""
+    if isinstance(exc, OSError):
+        return exc.errno
+    m = _OS_ERROR.search(str(exc))
+    return int(m.group(1)) if m else None
+
+
+def _shown(path: str | Path) -> Path:
+    """``path`` as the user knows it: a directory being written under a temporary name shows as its final name."""
+    parts = [(parsed[0] if (parsed := parse_leftover(p)) and parsed[1] == "tmp" else p) for p in Path(path).parts]
+    return Path(*parts) if parts else Path(path)
+
+
+def _write_error_message(err: int, target: str | Path, exc: Exception) -> str | None:
+    """What to tell the user when writing ``target`` failed with ``err``, or None when it is no filesystem problem."""
+    target, where = _shown(target), getattr(exc, "filename", None)
+    detail = f"{_shown(where)}: {os.strerror(err)}" if where and _shown(where) != target else os.strerror(err)
+    if err in (errno.ENOSPC, errno.EDQUOT):
+        return (f"the disk is full while writing {target}. Free some space (or point the output elsewhere) and run "
+                "the same command again: finished parts are kept and the job resumes where it stopped.")
+    if err in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return (f"cannot write {target} ({detail}). Choose a directory you can write to, or make this one "
+                "writable, and run the same command again.")
+    if err in (errno.ENOTDIR, errno.EEXIST):
+        return (f"cannot write {target} ({detail}): a file stands where a directory is needed. Give a path "
+                "whose directories are directories (or move that file).")
+    return None
+
+
 @contextlib.contextmanager
 def disk_errors(target: str | Path) -> Iterator[None]:
-    """Turn "disk full" and permission errors while writing ``target`` into clear messages."""
+    """Turn a failed write of ``target`` into one clear message that names it and says what to do.
+
+    Covers a full disk, no permission, a read-only filesystem and a file where a directory belongs,
+    whether the error is an ``OSError`` or safetensors' ``SafetensorError`` (which carries the errno
+    only in its text). Anything else is raised unchanged.
+    """
     try:
         yield
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise InterlinguaError(
-                f"the disk is full while writing {target}. Free some space (or point the output "
-                "elsewhere) and run the same command again: finished parts are kept and the job "
-                "resumes where it stopped."
-            ) from exc
-        if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-            raise InterlinguaError(
-                f"cannot write {target}: {exc.strerror}. Choose a directory you can write to."
-            ) from exc
-        raise
+    except (OSError, SafetensorError) as exc:
+        err = _errno(exc)
+        message = _write_error_message(err, target, exc) if err is not None else None
+        if message is None:
+            raise
+        raise InterlinguaError(message) from exc
 
 
 def _umask() -> int:
@@ -53,8 +88,9 @@ def _umask() -> int:
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it is renamed onto ``target``."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    with disk_errors(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -87,19 +123,191 @@ def write_safetensors(
         save_file(tensors, str(tmp), metadata=metadata)
 
 
+# --------------------------------------------------------------------------------------------
+# Replacing a whole directory
+#
+# A directory cannot be swapped in one rename when the old one exists, so the swap takes three
+# renames, and every name a kill can leave behind says what it holds:
+#
+#   .NAME.xxxxxxxx.tmp   being written: possibly partial, never used, removed as a leftover
+#   .NAME.new.xxxxxxxx   the complete new directory, about to be renamed to NAME
+#   .NAME.old.xxxxxxxx   the complete previous NAME, moved aside for the new one
+#   .NAME.trash.xxxxxxxx being deleted: possibly partial, never used, removed as a leftover
+#
+# NAME is missing only between "NAME -> .old" and ".new -> NAME"; then a complete .new (the
+# save that was cut short) or else a complete .old exists, and :func:`recover_dir` puts it back.
+
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:[a-z0-9_]{8}\.(?P<tmp>tmp)|(?P<kind>new|old|trash)\.[0-9a-f]{8})$")
+
+
+def parse_leftover(entry: str) -> tuple[str, str] | None:
+    """``(final name, kind)`` if ``entry`` is a temporary or set-aside copy interlingua writes, else None.
+
+    ``kind`` is ``tmp``, ``new``, ``old`` or ``trash``. Matches the names :func:`atomic_path` and
+    :func:`atomic_dir` write (``.NAME.xxxxxxxx.tmp``, ``.NAME.new|old|trash.xxxxxxxx``) and only
+    those: the random part never holds a dot, so ``.resid_post.30.ab12cd34.tmp`` belongs to
+    ``resid_post.30``, not to ``resid_post.3``.
+    """
+    m = _LEFTOVER.match(entry)
+    if m is None:
+        return None
+    return m.group("name"), m.group("tmp") or m.group("kind")
+
+
+def leftover_of(entry: str) -> str | None:
+    """The final name whose temporary or set-aside copy ``entry`` is, or None if it is no such copy."""
+    parsed = parse_leftover(entry)
+    return parsed[0] if parsed else None
+
+
+def _aside(target: Path, kind: str) -> Path:
+    """A fresh sibling name ``.NAME.<kind>.xxxxxxxx`` for ``target``."""
+    return target.with_name(f".{target.name}.{kind}.{secrets.token_hex(4)}")
+
+
+def _complete_copies(target: Path) -> list[Path]:
+    """The complete copies of a missing ``target``: the new ones first, then the old; newest first."""
+    if not target.parent.is_dir():
+        return []
+    found: dict[str, list[Path]] = {"new": [], "old": []}
+    for entry in target.parent.iterdir():
+        parsed = parse_leftover(entry.name)
+        if parsed is not None and parsed[0] == target.name and parsed[1] in found and entry.is_dir():
+            found[parsed[1]].append(entry)
+    newest = lambda paths: sorted(paths, key=lambda p: p.stat().st_mtime, reverse=True)  # noqa: E731
+    return newest(found["new"]) + newest(found["old"])
+
+
+def recover_dir(target: str | Path) -> Path:
+    """The directory to read for ``target``, after putting back a copy a kill left aside.
+
+    If a kill interrupted :func:`atomic_dir` while ``target`` was missing, the complete copy it
+    left (the new one if it got that far, else the previous one) is renamed back to ``target``.
+    Where that rename is not allowed (a read-only place) the copy itself is returned. Otherwise
+    ``target`` is returned, existing or not, so the caller reports a missing one as before.
+    """
+    target = Path(target)
+    if target.exists():
+        return target
+    for copy in _complete_copies(target):
+        try:
+            os.rename(copy, target)
+            return target
+        except FileNotFoundError:  # another process put it back first
+            if target.exists():
+                return target
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+                return copy
+            if target.exists():
+                return target
+            raise
+    return target
+
+
+def _delete(path: Path, owner: Path) -> None:
+    """Rename ``path`` to ``.OWNER.trash.*``, then delete it (a kill half way leaves a leftover, not a torn one)."""
+    trash = _aside(owner, "trash")
+    with disk_errors(owner):
+        os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def discard_dir(target: str | Path) -> None:
+    """Delete the directory ``target`` (if there is one) so that a kill never leaves it half deleted."""
+    target = Path(target)
+    if target.exists():
+        _delete(target, target)
+
+
+def remove_leftovers(directory: str | Path, owns: Callable[[str], bool]) -> list[str]:
+    """Delete the temporary and set-aside copies in ``directory`` of the final names ``owns`` accepts.
+
+    Only names interlingua itself writes for those files (see :func:`leftover_of`) are touched,
+    and a set-aside directory copy only once its final name exists again (run :func:`recover_dir`
+    first). Returns the names removed.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for entry in sorted(directory.iterdir()):
+        parsed = parse_leftover(entry.name)
+        if parsed is None or not owns(parsed[0]):
+            continue
+        name, kind = parsed
+        if kind in ("new", "old") and not (directory / name).exists():
+            continue  # the only complete copy of a missing directory
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        except OSError:  # cleaning up is a courtesy: a directory we may not change keeps them
+            continue
+        removed.append(entry.name)
+    return removed
+
+
+def check_replaceable(directory: str | Path, own: Collection[str], what: str, *, overwrite: bool) -> None:
+    """Refuse to save ``what`` over ``directory`` unless that loses nothing the user has not asked to lose.
+
+    A directory saved as one unit (:func:`atomic_dir`) replaces what was there, so it may only be
+    saved where there is nothing, an empty directory, or a previous ``what`` (whose entries are
+    the names in ``own``, plus interlingua's own leftovers of them), and over a previous one only
+    with ``overwrite``. Anything else there is the user's: refused even with ``overwrite``.
+    Call it before the work that produces ``what``, so that a refusal costs nothing.
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise InterlinguaError(f"{directory} is a file; {what} is saved as a directory. Give a directory path.")
+    entries = sorted(e.name for e in directory.iterdir() if leftover_of(e.name) not in own)
+    foreign = [n for n in entries if n not in own]
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        raise InterlinguaError(
+            f"{directory} holds files that are not {what} ({', '.join(foreign[:5])}{more}); saving there would "
+            "delete them. Choose a new or empty directory."
+        )
+    if entries and not overwrite:
+        raise InterlinguaError(
+            f"{directory} already holds {what}; pass --overwrite to replace it, or choose another directory."
+        )
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory next to ``target``; on success it replaces ``target``."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    """Yield a temporary directory next to ``target``; on success it replaces ``target``.
+
+    The new directory is written under a temporary name, renamed to ``.NAME.new.*`` once
+    complete, the old ``target`` is renamed aside to ``.NAME.old.*``, the new one renamed into
+    place, and only then is the old one deleted. A kill at any instant leaves either the old or
+    the new directory complete, under ``target`` or under a name :func:`recover_dir` restores.
+    """
+    target = Path(os.path.abspath(target))
+    if target.exists() and not target.is_dir():
+        raise InterlinguaError(f"{target} is a file; it is saved as a directory. Give a directory path.")
+    if Path.cwd() == target or target in Path.cwd().parents:
+        raise InterlinguaError(f"{target} is the working directory (or holds it); save into a directory of its own.")
+    with disk_errors(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         with disk_errors(target):
             yield tmp
             os.chmod(tmp, 0o777 & ~_umask())
+            recover_dir(target)  # a copy an earlier kill left aside is the "old" one now
+            new = _aside(target, "new")
+            os.rename(tmp, new)
+            old = None
             if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
+                old = _aside(target, "old")
+                os.rename(target, old)
+            os.rename(new, target)
+        if old is not None:
+            _delete(old, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -402,26 +402,111 @@ def _plan_shards(lengths: Sequence[int], shard_tokens: int) -> list[tuple[int, i
     return shards
 
 
+_SHARD_NAME = re.compile(r"shard-\d{5,}\.safetensors")
+
+
+def _is_output_file(name: str) -> bool:
+    """Whether ``name`` is a file :func:`extract_to_disk` writes (the manifest, the texts, a shard)."""
+    return name in ("manifest.json", "texts.json") or _SHARD_NAME.fullmatch(name) is not None
+
+
+def _is_leftover(name: str) -> bool:
+    """Whether ``name`` is interlingua's temporary copy of one of its output files (a killed write)."""
+    final = _io.leftover_of(name)
+    return final is not None and _is_output_file(final)
+
+
+def _own_manifest(out: Path) -> dict | None:
+    """The manifest in ``out`` if it is interlingua's extraction manifest, else None."""
+    path = out / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        manifest = _io.read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
+
+
+def _is_our_texts(path: Path, job: dict) -> bool:
+    """Whether ``path`` holds exactly this job's texts (a first write killed before its manifest)."""
+    try:
+        texts = _io.read_json(path)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(texts, list) and all(isinstance(t, str) for t in texts) \
+        and texts_digest(texts) == job["texts_sha256"]
+
+
+def _foreign_entries(out: Path, manifest: dict | None, job: dict) -> list[str]:
+    """What in ``out`` interlingua did not write: only those are ever kept from ``--overwrite``.
+
+    With an extraction manifest, the manifest, texts and shard files and their temporary copies
+    are interlingua's. Without one, only temporary copies are (a first write killed before the
+    manifest landed), and a ``texts.json`` holding exactly this job's texts.
+    """
+    foreign = []
+    for entry in sorted(out.iterdir()):
+        name = entry.name
+        if entry.is_file() and not entry.is_symlink() and _is_leftover(name):
+            continue
+        if manifest is not None and entry.is_file() and not entry.is_symlink() and _is_output_file(name):
+            continue
+        if manifest is None and name == "texts.json" and entry.is_file() and _is_our_texts(entry, job):
+            continue
+        foreign.append(name)
+    return foreign
+
+
+def _listing(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _clear_extraction(out: Path) -> None:
+    """Delete interlingua's extraction files in ``out`` (and nothing else), the manifest last.
+
+    The directory itself stays. Killed half way, the manifest is still there, so the same
+    command with ``--overwrite`` finishes the job, and without it the old job resumes.
+    """
+    for entry in sorted(out.iterdir()):
+        if entry.name != "manifest.json" and (_is_output_file(entry.name) or _is_leftover(entry.name)):
+            entry.unlink(missing_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)
+
+
 def _prepare_dir(out: Path, job: dict, overwrite: bool) -> dict | None:
-    """Return the existing manifest to resume from, or None for a fresh start."""
+    """Return the existing manifest to resume from, or None for a fresh start.
+
+    Nothing but interlingua's own extraction files is ever deleted: ``--overwrite`` replaces an
+    extraction, and a directory holding anything else is refused with or without it.
+    """
     if out.exists() and not out.is_dir():
         raise InterlinguaError(f"--out {out} is a file; give a directory.")
     if not out.exists() or not any(out.iterdir()):
         return None
-    manifest_path = out / "manifest.json"
-    if overwrite:
-        shutil.rmtree(out)
-        return None
-    if not manifest_path.is_file():
+    manifest = _own_manifest(out)
+    foreign = _foreign_entries(out, manifest, job)
+    if manifest is None:
+        if foreign:
+            raise InterlinguaError(
+                f"{out} is not empty and holds no interlingua extraction ({_listing(foreign)}); choose a new or "
+                "empty directory (--overwrite only ever replaces an extraction, never other files)."
+            )
+        return None  # only what a first write left when it was killed: start afresh
+    differs = sorted(k for k in set(job) | set(manifest.get("job", {}))
+                     if job.get(k) != manifest.get("job", {}).get(k))
+    if foreign and (overwrite or differs):
         raise InterlinguaError(
-            f"{out} is not empty and holds no interlingua extraction; choose a new or empty "
-            "directory, or pass --overwrite to replace its contents."
+            f"{out} holds an interlingua extraction and other files ({_listing(foreign)}); --overwrite only "
+            "replaces a directory that holds nothing else. Move those files, or choose a new or empty directory."
         )
-    manifest = _io.read_json(manifest_path)
-    if manifest.get("job") != job:
-        diff = sorted(k for k in set(job) | set(manifest.get("job", {})) if job.get(k) != manifest.get("job", {}).get(k))
+    if overwrite:
+        with _io.disk_errors(out):
+            _clear_extraction(out)
+        return None
+    if differs:
         raise InterlinguaError(
-            f"{out} already holds a different extraction (differs in: {', '.join(diff)}). Choose "
+            f"{out} already holds a different extraction (differs in: {', '.join(differs)}). Choose "
             "another directory, or pass --overwrite to replace it."
         )
     return manifest
@@ -464,10 +549,14 @@ def extract_to_disk(
     manifest = _prepare_dir(out, job, overwrite)
     plan = _plan_shards(lengths, shard_tokens)
     if manifest is None:
-        out.mkdir(parents=True, exist_ok=True)
+        with _io.disk_errors(out):
+            out.mkdir(parents=True, exist_ok=True)
         _io.write_json(out / "texts.json", list(texts))
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, "job": job, "shards": [], "complete": False}
         _io.write_json(out / "manifest.json", manifest)
+    elif not (out / "texts.json").is_file():  # an --overwrite killed half way: the same job resumes
+        _io.write_json(out / "texts.json", list(texts))
+    _io.remove_leftovers(out, _is_output_file)  # temporary files of killed writes: never used, never kept
     done = {s["index"] for s in manifest["shards"] if (out / s["file"]).is_file()}
     manifest["shards"] = [s for s in manifest["shards"] if s["index"] in done]
     remaining = sum(sum(lengths[a:b]) for i, (a, b) in enumerate(plan) if i not in done)
@@ -487,6 +576,7 @@ def extract_to_disk(
                 after_shard(i)
     manifest["complete"] = True
     _io.write_json(out / "manifest.json", manifest)
+    _io.remove_leftovers(out, _is_output_file)
     return ActivationCache(out)
 
 

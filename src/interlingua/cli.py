@@ -146,9 +146,13 @@ def cmd_concept_list(args) -> None:
 
 
 def cmd_concept_find(args) -> None:
+    from interlingua import _io
     from interlingua.concepts import find_concept, load_concept
+    from interlingua.concepts.concept import FILES, WHAT
     from interlingua.models import load_model
 
+    if args.out:  # refused before any work: an existing concept needs --overwrite, other files are never replaced
+        _io.check_replaceable(args.out, FILES, WHAT, overwrite=args.overwrite)
     dataset = load_concept(args.concept)
     model = load_model(args.model, dtype=args.dtype)
     layers = None
@@ -161,7 +165,7 @@ def cmd_concept_find(args) -> None:
     concept = find_concept(model, dataset, hook=hook, layers=layers, method=args.method, read=args.read,
                            seed=args.seed, pca_center=args.pca_center, progress=not args.json)
     if args.out:
-        concept.save(args.out)
+        concept.save(args.out, overwrite=args.overwrite)
     m = concept.metrics
     if args.json:
         return _print_json({**m, "concept": concept.name, "model": model.name, "saved_to": args.out,
@@ -262,10 +266,14 @@ def _print_translation(tr) -> None:
 
 
 def cmd_translate(args) -> None:
+    from interlingua import _io
     from interlingua.concepts import Concept, find_concept, load_concept
     from interlingua.models import load_model
     from interlingua.sae import load_sae
-    from interlingua.translate import TranslateConfig, translate_concept
+    from interlingua.translate import Translation, TranslateConfig, translate_concept
+
+    if args.out:  # a directory with other files is refused before any work, not after it
+        _io.check_replaceable(args.out, Translation.FILES, Translation.WHAT, overwrite=True)
 
     controls = ("all",) if args.controls == "all" else tuple(c for c in args.controls.split(",") if c)
     config = TranslateConfig(
@@ -364,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "document exceeds the model's context)")
     s.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per forward pass")
     s.add_argument("--shard-tokens", type=int, default=65536, help="tokens per shard file")
-    s.add_argument("--overwrite", action="store_true", help="replace whatever is in --out")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace an extraction in --out by this one (a directory holding other files is refused)")
     s.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     s.set_defaults(fn=cmd_extract)
 
@@ -413,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--out", help="save the concept here (concept.safetensors + concept.json)")
+    s.add_argument("--overwrite", action="store_true", help="replace a concept already saved in --out")
     s.add_argument("--json", action="store_true", help="print the metrics as JSON")
     s.set_defaults(fn=cmd_concept_find)
 

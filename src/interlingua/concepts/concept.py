@@ -16,6 +16,10 @@ from interlingua.errors import InterlinguaError
 FORMAT = "interlingua.concept"
 FORMAT_VERSION = 1
 _TENSORS = ("weight", "mean", "std")
+META_FILE = "concept.json"
+TENSOR_FILE = "concept.safetensors"
+FILES = (META_FILE, TENSOR_FILE)
+WHAT = "a saved concept (concept.json + concept.safetensors)"
 
 
 @dataclass
@@ -107,16 +111,24 @@ class Concept:
 
     # ---- files ------------------------------------------------------------------------------
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``concept.safetensors`` and ``concept.json`` into ``directory`` (atomically)."""
+    def save(self, directory: str | Path, *, overwrite: bool = True) -> Path:
+        """Write ``concept.safetensors`` and ``concept.json`` into ``directory`` as one unit.
+
+        Both files are written into a fresh directory that then replaces ``directory``
+        (:func:`interlingua._io.atomic_dir`), so a kill never pairs the tensors of one concept with
+        the JSON of another. ``directory`` must be new, empty or a saved concept (replaced only
+        with ``overwrite``): a directory holding anything else is refused, not emptied.
+        """
         directory = Path(directory)
+        _io.check_replaceable(directory, FILES, WHAT, overwrite=overwrite)
         meta = {
             "format": FORMAT, "version": FORMAT_VERSION, "name": self.name, "model": self.model_name,
             "hook": self.hook, "method": self.method, "bias": self.bias, "typical_norm": self.typical_norm,
             "read": self.read, "metrics": self.metrics, "provenance": self.provenance,
         }
-        _io.write_safetensors(directory / "concept.safetensors", {k: getattr(self, k) for k in _TENSORS})
-        _io.write_json(directory / "concept.json", meta)
+        with _io.atomic_dir(directory) as tmp:
+            _io.write_safetensors(tmp / TENSOR_FILE, {k: getattr(self, k) for k in _TENSORS})
+            _io.write_json(tmp / META_FILE, meta)
         return directory
 
     @classmethod
@@ -124,7 +136,8 @@ class Concept:
         directory = Path(directory)
         if directory.is_file():
             directory = directory.parent
-        meta_path, tensor_path = directory / "concept.json", directory / "concept.safetensors"
+        directory = _io.recover_dir(directory)  # a kill while it was being replaced leaves a complete copy aside
+        meta_path, tensor_path = directory / META_FILE, directory / TENSOR_FILE
         if not meta_path.is_file() or not tensor_path.is_file():
             raise InterlinguaError(f"{directory} holds no saved concept (concept.json + concept.safetensors).")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

@@ -85,8 +85,9 @@ def _quiet_transformers() -> None:
 def _cached_gguf(locate, key: str) -> Path:
     """Directory with the dequantised model as safetensors; built from the GGUF on first use."""
     target = cache_dir() / "models" / f"{key}-v{CACHE_FORMAT}"
-    if (target / "config.json").exists() and (target / "interlingua.json").exists():
-        return target
+    found = _io.recover_dir(target)  # a kill while it was being replaced leaves a complete copy aside
+    if (found / "config.json").exists() and (found / "interlingua.json").exists():
+        return found
     gguf = Path(locate())
     t0 = time.perf_counter()
     from tqdm.auto import tqdm

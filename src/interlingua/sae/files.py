@@ -121,7 +121,7 @@ def _config_from_dict(raw: dict, path: Path) -> SAEConfig:
 
 def load_sae(path: str | Path, device: str | torch.device = "cpu") -> SparseAutoencoder:
     """Load an SAE directory written by :func:`save_sae` or by SAELens (standard, TopK, JumpReLU)."""
-    path = Path(path)
+    path = _io.recover_dir(path)  # a kill while it was being replaced leaves a complete copy aside
     cfg_path, weights_path = path / CFG_FILE, path / WEIGHTS_FILE
     if not cfg_path.is_file() or not weights_path.is_file():
         raise InterlinguaError(f"{path} is not an SAE directory (expected {CFG_FILE} and {WEIGHTS_FILE}).")

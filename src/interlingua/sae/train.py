@@ -221,12 +221,12 @@ class Trainer:
         self.resumed_from: int | None = None
         self.seconds = 0.0
         if self.out is not None:
-            ckpt = self.out / CHECKPOINT_DIR
-            if overwrite and ckpt.exists():
-                import shutil
-
-                shutil.rmtree(ckpt)
-            if (ckpt / META_FILE).is_file():
+            if self.out.exists() and not self.out.is_dir():
+                raise InterlinguaError(f"--out {self.out} is a file; SAE training writes a directory there.")
+            ckpt = self._settle_out_dir()
+            if overwrite:
+                _io.discard_dir(ckpt)
+            if ckpt.exists():
                 self._load_checkpoint(ckpt)
 
     # ---- set-up --------------------------------------------------------------------------------
@@ -335,6 +335,7 @@ class Trainer:
             for hook, sae in saes.items():
                 save_sae(sae, self.out / _dir_name(hook))
             _io.write_json(self.out / "training.json", summary)
+            self._settle_out_dir()
         return TrainResult(saes=saes, summary=summary)
 
     def export(self) -> dict[str, SparseAutoencoder]:
@@ -377,6 +378,23 @@ class Trainer:
 
     # ---- checkpoints -----------------------------------------------------------------------------
 
+    def _own_names(self) -> set[str]:
+        """What this job writes into ``out``: the checkpoint, one SAE directory per hook, training.json."""
+        return {CHECKPOINT_DIR, "training.json", *(_dir_name(h) for h in self.hooks)}
+
+    def _settle_out_dir(self) -> Path:
+        """Put back any directory a kill left aside, drop this job's leftovers, and return the checkpoint path.
+
+        Run when the job starts (or resumes) and when it completes: a kill during a checkpoint or
+        export write leaves a complete copy under a hidden name (see :func:`interlingua._io.atomic_dir`),
+        and temporary files that nothing else would ever remove.
+        """
+        own = self._own_names()
+        for name in own - {"training.json"}:
+            _io.recover_dir(self.out / name)
+        _io.remove_leftovers(self.out, own.__contains__)
+        return self.out / CHECKPOINT_DIR
+
     def save_checkpoint(self) -> Path:
         """Write everything needed to continue exactly (atomically replaces the previous checkpoint)."""
         if self.out is None:
@@ -410,6 +428,12 @@ class Trainer:
         return self.out / CHECKPOINT_DIR
 
     def _load_checkpoint(self, ckpt: Path) -> None:
+        if not (ckpt / META_FILE).is_file() or not (ckpt / STATE_FILE).is_file():
+            raise InterlinguaError(
+                f"{ckpt} is incomplete (it lacks {META_FILE if not (ckpt / META_FILE).is_file() else STATE_FILE}; "
+                "an older interlingua could leave it so when killed while checkpointing). Pass --overwrite to "
+                "start this training afresh in the same directory."
+            )
         meta = _io.read_json(ckpt / META_FILE)
         if meta.get("digest") != self.digest:
             raise InterlinguaError(

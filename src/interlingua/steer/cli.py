@@ -237,7 +237,7 @@ def _best_row(out: dict):
 
 def _cmd_causal(args) -> None:
     from interlingua import _io
-    from interlingua.concepts import Concept, find_concept, load_concept
+    from interlingua.concepts import find_concept, load_concept
     from interlingua.models import load_model
     from interlingua.steer.causal import causal_check, summarize
     from interlingua.steer.generate import steered_texts
@@ -248,13 +248,11 @@ def _cmd_causal(args) -> None:
     strengths = _floats(args.strengths, "--strengths")
     records = []
     if args.translation:
-        d = Path(args.translation)
-        meta = _io.read_json(d / "translation.json") if (d / "translation.json").is_file() else {}
-        concept_a = Concept.load(d / "source")
+        tr = Translation.load(args.translation)
+        concept_a = tr.source
         model_a = load_model(args.source or concept_a.model_name, dtype=args.dtype)
         concept_a.bind(model_a)
-        target = Concept.load(d / "target", model=model_b)
-        tr = Translation(source=concept_a, target=target, metrics=meta.get("metrics", {}))
+        tr.target.bind(model_b)
         dataset = _subset(load_concept(args.concept or concept_a.name), args.max_examples)
         records.append(causal_check(tr, model_a, model_b, dataset, prompts=_prompts(args), strengths=strengths,
                                     native_method=args.native_method, settings=_settings(args), progress=progress))

@@ -99,14 +99,35 @@ class Translation:
     layer_map: list[dict] = field(default_factory=list)
     layer_pair_map: list[dict] = field(default_factory=list)
 
-    def save(self, directory: str | Path) -> Path:
+    FILES = ("source", "target", "translation.json")
+    WHAT = "a saved translation (source/, target/, translation.json)"
+
+    def save(self, directory: str | Path, *, overwrite: bool = True) -> Path:
+        """Write ``source/``, ``target/`` (saved concepts) and ``translation.json`` into ``directory`` as one unit.
+
+        All three are written into a fresh directory that then replaces ``directory``
+        (:func:`interlingua._io.atomic_dir`), so a kill never mixes two translations. ``directory``
+        must be new, empty or a saved translation (replaced only with ``overwrite``).
+        """
         directory = Path(directory)
-        self.source.save(directory / "source")
-        self.target.save(directory / "target")
-        _io.write_json(directory / "translation.json", {"metrics": self.metrics, "controls": self.controls,
-                                                         "layer_map": self.layer_map,
-                                                         "layer_pair_map": self.layer_pair_map})
+        _io.check_replaceable(directory, self.FILES, self.WHAT, overwrite=overwrite)
+        with _io.atomic_dir(directory) as tmp:
+            self.source.save(tmp / "source")
+            self.target.save(tmp / "target")
+            _io.write_json(tmp / "translation.json", {"metrics": self.metrics, "controls": self.controls,
+                                                      "layer_map": self.layer_map,
+                                                      "layer_pair_map": self.layer_pair_map})
         return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Translation:
+        """A translation saved by :meth:`save` (its concepts unbound: bind them to the models to score)."""
+        directory = _io.recover_dir(directory)  # a kill while it was being replaced leaves a complete copy aside
+        meta_path = directory / "translation.json"
+        meta = _io.read_json(meta_path) if meta_path.is_file() else {}
+        return cls(source=Concept.load(directory / "source"), target=Concept.load(directory / "target"),
+                   metrics=meta.get("metrics", {}), controls=meta.get("controls", {}),
+                   layer_map=meta.get("layer_map", []), layer_pair_map=meta.get("layer_pair_map", []))
 
     def to_json(self) -> dict:
         """Everything the CLI's ``--json`` prints: the metrics, controls and maps."""

@@ -1,0 +1,79 @@
+"""Filesystem failures (read-only, full disk, a file in the way) are one clear error per command, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from interlingua.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+YES_NO = [{"positive": f"Person {i} said yes.", "negative": f"Person {i} said no."} for i in range(40)]
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A text file and a small concept file for the commands."""
+    texts = tmp_path / "t.txt"
+    texts.write_text("\n".join(f"Line {i}: the cat and the dog walked to the river." for i in range(8)) + "\n")
+    concept = tmp_path / "yn.json"
+    concept.write_text(json.dumps({"name": "yn", "train": YES_NO[:24], "test": YES_NO[24:34], "ood": YES_NO[34:]}))
+    return {"texts": str(texts), "concept": str(concept)}
+
+
+def _commands(model: str, files: dict, out: str) -> dict[str, tuple[list[str], str]]:
+    """Each command that writes, with ``out`` as its output, and the path its error must name."""
+    return {
+        "extract": (["extract", "--model", model, "--hook", "resid_post.1", "--text-file", files["texts"],
+                     "--out", f"{out}/ex"], f"{out}/ex"),
+        "extract into it": (["extract", "--model", model, "--hook", "resid_post.1", "--text-file", files["texts"],
+                             "--out", out], f"{out}/texts.json"),
+        "sae train": (["sae", "train", "--model", model, "--hook", "resid_post.1", "--text-file", files["texts"],
+                       "--latents", "32", "--k", "4", "--vectors", "256", "--batch-size", "64", "--skip-first", "0",
+                       "--out", f"{out}/sae"], f"{out}/sae"),
+        "concept find": (["concept", "find", "--model", model, "--concept", files["concept"], "--layer", "1",
+                          "--method", "diff_of_means", "--out", f"{out}/concept"], f"{out}/concept"),
+        "steer --export-gguf": (["steer", "--model", model, "--concept", files["concept"], "--layers", "1",
+                                 "--strengths", "0.5", "--max-examples", "12", "--export-gguf", f"{out}/x.gguf"],
+                                f"{out}/x.gguf"),
+        "sample": (["sample", "--model", model, "-n", "1", "--max-new-tokens", "2", "--out", f"{out}/s.jsonl"],
+                   f"{out}/s.jsonl"),
+    }
+
+
+COMMANDS = list(_commands("m", {"texts": "", "concept": ""}, "o"))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_read_only_output_is_one_clear_error(command, llama_dir, files, read_only_dir, capsys):
+    argv, named = _commands(str(llama_dir), files, str(read_only_dir))[command]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert f"cannot write {named}" in err and "Choose a directory you can write to" in err, err
+    assert not any(read_only_dir.iterdir())
+
+
+@pytest.mark.parametrize("command", ["extract", "sae train", "concept find"])
+def test_full_disk_is_one_clear_error(command, llama_dir, files, tmp_path, full_disk, capsys):
+    out = tmp_path / "out"
+    argv, named = _commands(str(llama_dir), files, str(out))[command]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert f"the disk is full while writing {named}" in err and "run the same command again" in err, err
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]  # nothing half written is left
+
+
+@pytest.mark.parametrize("command", ["extract", "sae train", "concept find", "sample"])
+def test_a_file_where_a_directory_belongs_is_one_clear_error(command, llama_dir, files, tmp_path, capsys):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    argv, _ = _commands(str(llama_dir), files, str(blocker))[command]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert str(blocker) in err and "a file stands where a directory is needed" in err, err
+    assert blocker.read_text() == "mine"
