@@ -448,6 +448,8 @@ def _foreign_entries(out: Path, manifest: dict | None, job: dict) -> list[str]:
     foreign = []
     for entry in sorted(out.iterdir()):
         name = entry.name
+        if name == _io.LOCK_FILE:
+            continue
         if entry.is_file() and not entry.is_symlink() and _is_leftover(name):
             continue
         if manifest is not None and entry.is_file() and not entry.is_symlink() and _is_output_file(name):
@@ -480,9 +482,7 @@ def _prepare_dir(out: Path, job: dict, overwrite: bool) -> dict | None:
     Nothing but interlingua's own extraction files is ever deleted: ``--overwrite`` replaces an
     extraction, and a directory holding anything else is refused with or without it.
     """
-    if out.exists() and not out.is_dir():
-        raise InterlinguaError(f"--out {out} is a file; give a directory.")
-    if not out.exists() or not any(out.iterdir()):
+    if not out.exists() or not any(e.name != _io.LOCK_FILE for e in out.iterdir()):
         return None
     manifest = _own_manifest(out)
     foreign = _foreign_entries(out, manifest, job)
@@ -546,11 +546,20 @@ def extract_to_disk(
     }
     job.pop("model_source")  # the cache location may move; the model name and version identify it
     job.pop("interlingua_version")
+    if out.exists() and not out.is_dir():
+        raise InterlinguaError(f"--out {out} is a file; give a directory.")
+    with _io.writing(out):  # one process per directory: a second one is refused, never mixed in
+        return _write_shards(model, tok, texts, points, out, job, plan=_plan_shards(lengths, shard_tokens),
+                             overwrite=overwrite, progress=progress, after_shard=after_shard)
+
+
+def _write_shards(model: LoadedModel, tok: _Tokenized, texts: Sequence[str], points: list[HookPoint], out: Path,
+                  job: dict, *, plan: list[tuple[int, int]], overwrite: bool, progress: bool,
+                  after_shard: Callable[[int], None] | None) -> ActivationCache:
+    """The body of :func:`extract_to_disk`, run while holding ``out``'s lock: prepare, resume, write, clean up."""
+    lengths = [len(x) for x in tok.ids]
     manifest = _prepare_dir(out, job, overwrite)
-    plan = _plan_shards(lengths, shard_tokens)
     if manifest is None:
-        with _io.disk_errors(out):
-            out.mkdir(parents=True, exist_ok=True)
         _io.write_json(out / "texts.json", list(texts))
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, "job": job, "shards": [], "complete": False}
         _io.write_json(out / "manifest.json", manifest)
@@ -564,8 +573,8 @@ def extract_to_disk(
         for i, (a, b) in enumerate(plan):
             if i in done:
                 continue
-            acts = _extract_docs(model, tok, range(a, b), points, batch_tokens=batch_tokens,
-                                 skip_first=skip_first, on_tokens=bar.update)
+            acts = _extract_docs(model, tok, range(a, b), points, batch_tokens=job["batch_tokens"],
+                                 skip_first=job["skip_first"], on_tokens=bar.update)
             name = f"shard-{i:05d}.safetensors"
             acts.meta = {"shard": i, "docs": [a, b]}
             acts.save(out / name)

@@ -145,7 +145,25 @@ def cmd_concept_list(args) -> None:
           "FILE` takes your own (format: see `interlingua concept find --help`).")
 
 
+def _saving_to(out: str | None):
+    """Hold the lock of ``--out`` (a directory saved as one unit) for a whole command.
+
+    A second command saving to the same place is refused at once, before its work, instead of
+    finding out (or mixing the two) when it saves.
+    """
+    import contextlib
+
+    from interlingua import _io
+
+    return _io.writing(out, beside=True) if out else contextlib.nullcontext()
+
+
 def cmd_concept_find(args) -> None:
+    with _saving_to(args.out):
+        _concept_find(args)
+
+
+def _concept_find(args) -> None:
     from interlingua import _io
     from interlingua.concepts import find_concept, load_concept
     from interlingua.concepts.concept import FILES, WHAT
@@ -266,6 +284,11 @@ def _print_translation(tr) -> None:
 
 
 def cmd_translate(args) -> None:
+    with _saving_to(args.out):
+        _translate(args)
+
+
+def _translate(args) -> None:
     from interlingua import _io
     from interlingua.concepts import Concept, find_concept, load_concept
     from interlingua.models import load_model

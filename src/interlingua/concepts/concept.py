@@ -120,7 +120,13 @@ class Concept:
         with ``overwrite``): a directory holding anything else is refused, not emptied.
         """
         directory = Path(directory)
-        _io.check_replaceable(directory, FILES, WHAT, overwrite=overwrite)
+        with _io.writing(directory, beside=True):  # the check and the save, with no other writer in between
+            _io.check_replaceable(directory, FILES, WHAT, overwrite=overwrite)
+            self._save(directory)
+        return directory
+
+    def _save(self, directory: Path) -> None:
+        """Write the two files into a fresh directory that replaces ``directory``."""
         meta = {
             "format": FORMAT, "version": FORMAT_VERSION, "name": self.name, "model": self.model_name,
             "hook": self.hook, "method": self.method, "bias": self.bias, "typical_norm": self.typical_norm,
@@ -129,7 +135,6 @@ class Concept:
         with _io.atomic_dir(directory) as tmp:
             _io.write_safetensors(tmp / TENSOR_FILE, {k: getattr(self, k) for k in _TENSORS})
             _io.write_json(tmp / META_FILE, meta)
-        return directory
 
     @classmethod
     def load(cls, directory: str | Path, model=None) -> Concept:

@@ -11,6 +11,7 @@ the step — is in the checkpoint, which is written atomically; a resumed run co
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -223,11 +224,12 @@ class Trainer:
         if self.out is not None:
             if self.out.exists() and not self.out.is_dir():
                 raise InterlinguaError(f"--out {self.out} is a file; SAE training writes a directory there.")
-            ckpt = self._settle_out_dir()
-            if overwrite:
-                _io.discard_dir(ckpt)
-            if ckpt.exists():
-                self._load_checkpoint(ckpt)
+            with self._writing():
+                ckpt = self._settle_out_dir()
+                if overwrite:
+                    _io.discard_dir(ckpt)
+                if ckpt.exists():
+                    self._load_checkpoint(ckpt)
 
     # ---- set-up --------------------------------------------------------------------------------
 
@@ -308,6 +310,30 @@ class Trainer:
     def run(self, *, progress: bool = True, stop_after: int | None = None,
             on_step: Callable[[Trainer], None] | None = None) -> TrainResult:
         """Train to ``cfg.steps`` (or just ``stop_after`` more steps, for tests and time budgets)."""
+        with self._writing():
+            self._catch_up()
+            return self._run(progress=progress, stop_after=stop_after, on_step=on_step)
+
+    def _writing(self):
+        """Hold the output directory's lock (:func:`interlingua._io.writing`); nothing to hold without one."""
+        return _io.writing(self.out) if self.out is not None else contextlib.nullcontext()
+
+    def _catch_up(self) -> None:
+        """Continue from the checkpoint on disk if another run moved it on since this trainer read it.
+
+        A trainer reads its checkpoint when it is created and writes while it runs, holding the
+        lock each time; in between another process may have trained the same job further (or put
+        another job there, which :meth:`_load_checkpoint` refuses).
+        """
+        meta = self.out / CHECKPOINT_DIR / META_FILE if self.out is not None else None
+        if meta is not None and meta.is_file():
+            on_disk = _io.read_json(meta)
+            if (on_disk.get("digest"), on_disk.get("step")) != (self.digest, self.step):
+                self._load_checkpoint(self.out / CHECKPOINT_DIR)
+
+    def _run(self, *, progress: bool, stop_after: int | None,
+             on_step: Callable[[Trainer], None] | None) -> TrainResult:
+        """The training loop of :meth:`run`, with the output directory locked."""
         total = self.cfg.steps
         end = total if stop_after is None else min(total, self.step + stop_after)
         t0 = time.perf_counter()
