@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from interlingua.errors import InterlinguaError
@@ -117,6 +117,44 @@ def write_json(target: str | Path, obj: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def load_json(path: str | Path, remedy: str) -> Any:
+    """``path`` parsed as JSON, or a clear error naming it and saying what to do (``remedy``).
+
+    For files interlingua wrote and reads back (manifests, concept and checkpoint records): a
+    damaged one (edited by hand, cut short by a copy) is an :class:`InterlinguaError`, not a traceback.
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InterlinguaError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}). "
+                               f"{remedy}") from None
+    except UnicodeDecodeError:
+        raise InterlinguaError(f"{path} is not UTF-8 text, so not a JSON file interlingua wrote. {remedy}") from None
+
+
+@contextlib.contextmanager
+def open_safetensors(path: str | Path, remedy: str) -> Iterator[Any]:
+    """``safe_open`` on ``path`` (CPU, torch), with a damaged file a clear error naming it and ``remedy``.
+
+    A file cut short (an interrupted copy, a full disk elsewhere) or that is no safetensors at
+    all makes safetensors raise its own error; that becomes an :class:`InterlinguaError`.
+    Reading the tensors happens inside the block, so a truncated body is caught as well.
+    """
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            yield fh
+    except SafetensorError as exc:
+        raise InterlinguaError(f"{path} is damaged or not a safetensors file ({exc}). {remedy}") from None
+
+
+def check_finite(tensors: dict[str, torch.Tensor], path: str | Path, remedy: str) -> None:
+    """Refuse tensors read from ``path`` that hold NaN or infinite values (every result computed from them would)."""
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise InterlinguaError(f"{path}: {', '.join(bad)} hold{'s' if len(bad) == 1 else ''} NaN or infinite "
+                               f"values. {remedy}")
 
 
 def write_safetensors(

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from tqdm.auto import tqdm
 
 from interlingua import _io
@@ -109,14 +108,17 @@ class Activations:
         _io.write_safetensors(path, tensors, meta)
 
     @classmethod
-    def load(cls, path: str | Path) -> Activations:
-        """Load a file written by :meth:`save`, or a whole directory written by :func:`extract_to_disk`."""
+    def load(cls, path: str | Path, *, remedy: str = "Write it again (Activations.save).") -> Activations:
+        """Load a file written by :meth:`save`, or a whole directory written by :func:`extract_to_disk`.
+
+        A damaged file is an :class:`InterlinguaError` naming it and ending with ``remedy``.
+        """
         path = Path(path)
         if path.is_dir():
             return ActivationCache(path).load()
         if not path.is_file():
             raise InterlinguaError(f"no activations at {path}.")
-        with safe_open(str(path), framework="pt") as fh:
+        with _io.open_safetensors(path, remedy) as fh:
             md = fh.metadata() or {}
             if md.get("format") != FORMAT:
                 raise InterlinguaError(f"{path} is not an interlingua activations file.")
@@ -171,6 +173,8 @@ class _Tokenized:
 
 
 def _tokenize(model: LoadedModel, texts: Sequence[str], max_tokens: int | None) -> _Tokenized:
+    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        raise InterlinguaError(f"max_tokens / --max-tokens must be a whole number of at least 1, not {max_tokens!r}.")
     if len(texts) == 0:
         raise InterlinguaError("no texts to extract activations from (the input is empty).")
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
@@ -193,6 +197,23 @@ def _tokenize(model: LoadedModel, texts: Sequence[str], max_tokens: int | None) 
     if sum(len(x) for x in ids) == 0:
         raise InterlinguaError("the texts produced no tokens (are they all empty?).")
     return _Tokenized(ids=ids, offsets=[[tuple(o) for o in x] for x in offsets])
+
+
+def _check_reading(tok: _Tokenized, skip_first: int, **counts: int) -> None:
+    """Refuse settings that would read nothing or misread: a negative ``skip_first``, one that leaves
+    no position of any document, or a count in ``counts`` (``batch_tokens``, ``shard_tokens``) below 1."""
+    for name, value in counts.items():
+        if not isinstance(value, int) or value < 1:
+            raise InterlinguaError(f"{name} / --{name.replace('_', '-')} must be a whole number of at least 1, "
+                                   f"not {value!r}.")
+    if not isinstance(skip_first, int) or skip_first < 0:
+        raise InterlinguaError(f"skip_first / --skip-first must be 0 or more, not {skip_first!r}.")
+    longest = max(len(x) for x in tok.ids)
+    if skip_first >= longest:
+        raise InterlinguaError(
+            f"skip_first / --skip-first {skip_first} leaves no positions to read: the longest of the "
+            f"{len(tok.ids)} documents has {longest} tokens. Use a smaller value (1 leaves out just the first token)."
+        )
 
 
 def _batches(lengths: Sequence[int], docs: Sequence[int], batch_tokens: int) -> list[list[int]]:
@@ -329,6 +350,7 @@ def extract(
     """
     points = _points(model, hooks)
     tok = _tokenize(model, texts, max_tokens)
+    _check_reading(tok, skip_first, batch_tokens=batch_tokens)
     total = sum(len(x) for x in tok.ids)
     with tqdm(total=total, unit="tok", desc=f"{model.name}", disable=not progress) as bar:
         acts = _extract_docs(model, tok, range(len(texts)), points, batch_tokens=batch_tokens,
@@ -355,7 +377,9 @@ class ActivationCache:
         manifest = self.path / "manifest.json"
         if not manifest.is_file():
             raise InterlinguaError(f"{self.path} holds no activation cache (no manifest.json).")
-        self.manifest = _io.read_json(manifest)
+        self.manifest = _io.load_json(manifest, "Extract again into a new directory (or with --overwrite).")
+        if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
+            raise InterlinguaError(f"{manifest} is not an interlingua extraction manifest.")
 
     @property
     def complete(self) -> bool:
@@ -368,7 +392,8 @@ class ActivationCache:
     def shards(self) -> Iterator[Activations]:
         """Yield the finished shards one at a time (for data larger than memory)."""
         for shard in self.manifest["shards"]:
-            acts = Activations.load(self.path / shard["file"])
+            acts = Activations.load(self.path / shard["file"], remedy="Delete that file and run the same extract "
+                                    "command again: the job recomputes just the missing shard.")
             yield acts
 
     def load(self) -> Activations:
@@ -535,6 +560,7 @@ def extract_to_disk(
     out = Path(out)
     points = _points(model, hooks)
     tok = _tokenize(model, texts, max_tokens)
+    _check_reading(tok, skip_first, batch_tokens=batch_tokens, shard_tokens=shard_tokens)
     lengths = [len(x) for x in tok.ids]
     job = {
         **_meta(model, points, skip_first, max_tokens),

@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from interlingua.argtypes import non_negative_float, non_negative_int, positive_float, positive_int, seed
 from interlingua.errors import InterlinguaError
 from interlingua.models.dtype import DTYPE_CHOICES, DTYPE_HELP
 
@@ -327,23 +328,24 @@ def add_steer_parser(sub) -> None:
                         "the first new token)")
     s.add_argument("--judge-model", help="also judge the text with the concept's detector in this model")
     s.add_argument("--prompt-prefix", help="the prompt baseline's prefix (default: three positive training texts)")
-    s.add_argument("--max-new-tokens", type=int, default=24)
-    s.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--max-examples", type=int, default=80,
+    s.add_argument("--max-new-tokens", type=positive_int, default=24)
+    s.add_argument("--temperature", type=non_negative_float, default=0.0, help="0 = greedy (default)")
+    s.add_argument("--batch-size", type=positive_int, default=8)
+    s.add_argument("--max-examples", type=non_negative_int, default=80,
                    help="use the first N items of each concept split (default 80; 0 = all) — for speed on a CPU")
     s.add_argument("--chat", action="store_true", help="wrap prompts in the tokenizer's chat template")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--source", help="model A: run the causal check of translating --concept from A into --model")
     s.add_argument("--translation", help="a saved translation directory (interlingua translate --out) to check")
     s.add_argument("--native-method", default="logistic", choices=["diff_of_means", "logistic", "pca"],
                    help="how B's native concept is found for the causal check (default logistic)")
-    s.add_argument("--corpus-docs", type=int, default=40, help="corpus documents in the translation's shared text")
-    s.add_argument("--steered-docs", type=int, default=0,
+    s.add_argument("--corpus-docs", type=positive_int, default=40,
+                   help="corpus documents in the translation's shared text")
+    s.add_argument("--steered-docs", type=non_negative_int, default=0,
                    help="add N texts sampled from A steered toward (half) and away from (half) the concept to the "
                         "translation's shared text (the concept's generative mode; default 0)")
-    s.add_argument("--steered-strength", type=float, default=0.25,
+    s.add_argument("--steered-strength", type=positive_float, default=0.25,
                    help="strength of that steering, × typical norm (default 0.25)")
     s.add_argument("--export-gguf", metavar="FILE", help="write the steering vector as a llama.cpp control vector")
     s.add_argument("--import-gguf", metavar="FILE", help="evaluate a llama.cpp control vector file")
