@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import struct
 import tempfile
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
@@ -160,10 +161,41 @@ def check_finite(tensors: dict[str, torch.Tensor], path: str | Path, remedy: str
 def write_safetensors(
     target: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
-    """Write tensors as safetensors, atomically."""
+    """Write tensors as safetensors, atomically; the same tensors and metadata give the same bytes."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(target) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+        _sort_metadata(tmp)
+
+
+def _sort_metadata(path: Path) -> None:
+    """Put the metadata keys in the safetensors header of ``path`` in sorted order, in place.
+
+    safetensors keeps the metadata in a Rust ``HashMap``, whose order changes from process to
+    process, so two identical saves differ in bytes (and in checksums). Only the order changes, so
+    the header keeps its length and the tensor data stays where it is. Should the re-encoded
+    header not fit (it always does: both encoders escape the same characters), the file is left
+    as written: valid, merely not byte-reproducible.
+    """
+    with open(path, "r+b") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(size))
+        metadata = header.get("__metadata__")
+        if not metadata or len(metadata) < 2:
+            return
+        header["__metadata__"] = dict(sorted(metadata.items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(text) <= size:
+            fh.seek(8)
+            fh.write(text.ljust(size, b" "))  # safetensors pads its header with spaces too
+
+
+def save_figure(fig: Any, target: str | Path, **savefig: Any) -> Path:
+    """``fig.savefig`` to ``target`` atomically: a killed run never leaves half an image under its name."""
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format=target.suffix.lstrip(".") or "png", **savefig)
+    return target
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from interlingua import _io
 from interlingua.errors import InterlinguaError
 from interlingua.steer.generate import Generations, encode_prompts, generate, token_set_ids
 from interlingua.steer.interventions import Intervention, add, steering
@@ -414,7 +415,7 @@ class SweepResult:
         ax.set_ylabel(f"effect ({j} detector)")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        _io.save_figure(fig, path, dpi=120)
         plt.close(fig)
         return True
 
