@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -40,18 +39,25 @@ Trigger = Callable[[subprocess.Popen, Path], bool]
 # When to kill
 
 
+def _entries(out: Path) -> list[str]:
+    """Names in OUT, and OUT's own temporary or set-aside copies beside it (a directory saved as one unit)."""
+    names = []
+    for where, mine in ((out, lambda parsed: True), (out.parent, lambda parsed: parsed[0] == out.name)):
+        try:
+            names += [e.name for e in os.scandir(where) if (p := _io.parse_leftover(e.name)) and mine(p)]
+        except FileNotFoundError:
+            pass
+    return names
+
+
 def at_write(kind: str = "tmp", nth: int = 1) -> Trigger:
-    """Kill when the ``nth`` distinct interlingua leftover name of ``kind`` (tmp, new, old, trash) shows up in OUT."""
+    """Kill when the ``nth`` distinct leftover name of ``kind`` (tmp, new, old, trash) shows up in or beside OUT."""
     def trigger(proc: subprocess.Popen, out: Path) -> bool:
         seen: set[str] = set()
         while proc.poll() is None:
-            try:
-                names = [e.name for e in os.scandir(out)]
-            except FileNotFoundError:
-                continue
-            for name in names:
+            for name in _entries(out):
                 parsed = _io.parse_leftover(name)
-                if parsed and parsed[1] == kind and name not in seen:
+                if parsed[1] == kind and name not in seen:
                     seen.add(name)
                     if len(seen) == nth:
                         return _kill(proc)
@@ -129,8 +135,7 @@ def assert_same_as_uninterrupted(argv_for: Callable[[Path], list[str]], tmp_path
     got, want = contents(out), contents(reference)
     assert got.keys() == want.keys(), (sorted(got), sorted(want))
     assert [n for n in want if got[n] != want[n]] == []
-    leftovers = [e.name for e in out.iterdir() if re.match(r"^\..*\.(tmp|lock)$|^\..*\.(new|old|trash)\.", e.name)]
-    assert leftovers == []
+    assert _entries(out) == []  # no temporary, set-aside or lock file in or beside it
     return landed
 
 
@@ -179,3 +184,17 @@ def test_many_kills_at_writes_and_at_random_then_identical(command, llama_dir, t
     delays = [after_delay(rng.uniform(0.0, 0.6)) for _ in range(3)]
     landed = assert_same_as_uninterrupted(argv, tmp_path, writes + delays, min_landed=len(writes))
     print(f"{command}: {len(landed)} kills landed ({', '.join(landed)}); resumed identical")
+
+
+def test_concept_find_killed_while_saving_over_a_concept_ends_identical(llama_dir, tmp_path):
+    """Killed while the new concept is written next to the old one; the rerun saves it whole."""
+    yes_no = [{"positive": f"Person {i} said yes.", "negative": f"Person {i} said no."} for i in range(40)]
+    concept = tmp_path / "yn.json"
+    concept.write_text(json.dumps({"name": "yn", "train": yes_no[:24], "test": yes_no[24:]}))
+
+    def argv(out: Path, layer: str = "2") -> list[str]:
+        return ["concept", "find", "--model", str(llama_dir), "--concept", str(concept), "--layer", layer,
+                "--method", "diff_of_means", "--out", str(out), "--overwrite", "--json"]
+
+    assert main(argv(tmp_path / "out", layer="1")) == 0  # an older concept, replaced by the killed save
+    assert_same_as_uninterrupted(argv, tmp_path, [at_write("tmp", 1)], min_landed=1)

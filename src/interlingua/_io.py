@@ -482,8 +482,8 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     The new directory is written under a temporary name, renamed to ``.NAME.new.*`` once
     complete, the old ``target`` is renamed aside to ``.NAME.old.*``, the new one renamed into
     place, and only then is the old one deleted. A kill at any instant leaves either the old or
-    the new directory complete, under ``target`` or under a name :func:`recover_dir` restores.
-    The whole save holds ``target``'s lock (:func:`writing`, beside it): a second process saving
+    the new directory complete, under ``target`` or under a name :func:`recover_dir` restores,
+    and the next save of ``target`` removes what it left. The whole save holds ``target``'s lock (:func:`writing`, beside it): a second process saving
     to the same place at once is refused with a clear error.
     """
     target = Path(os.path.abspath(target))
@@ -515,6 +515,7 @@ def _replacing(target: Path) -> Iterator[Path]:
             os.rename(new, target)
         if old is not None:
             _delete(old, target)
+        remove_leftovers(target.parent, {target.name}.__contains__)  # what earlier killed saves of it left
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
