@@ -200,7 +200,8 @@ CASES = [
     ("steer", ["steer", *M, "--concept", "{concept_json_list}"], "is not an interlingua concept file"),
     ("steer", ["steer", *M, "--concept", "{concept_truncated}"], "concept.safetensors is damaged"),
     ("steer", ["steer", *M, "--concept", "{concept_nan}"], "weight holds NaN or infinite values"),
-    ("steer", [*STEER, "--strengths", "0.5,1", "--export-gguf", "{out}.gguf"], "writes one vector"),
+    ("steer", ["steer", *M, "--concept", "{concept}", "--layers", "1,2", "--strengths", "0.5", "--export-gguf",
+               "{out}.gguf"], "--export-gguf writes one layer's vector"),
     # gguf
     ("gguf", [*STEER, "--import-gguf", "{gguf_garbage}"], "garbage.gguf"),
     ("gguf", [*STEER, "--import-gguf", "{gguf_empty}"], "empty.gguf"),
