@@ -29,7 +29,7 @@ def _commands(model: str, files: dict, out: str) -> dict[str, tuple[list[str], s
         "extract": (["extract", "--model", model, "--hook", "resid_post.1", "--text-file", files["texts"],
                      "--out", f"{out}/ex"], f"{out}/ex"),
         "extract into it": (["extract", "--model", model, "--hook", "resid_post.1", "--text-file", files["texts"],
-                             "--out", out], f"{out}/texts.json"),
+                             "--out", out], out),  # its first write is the lock file inside it
         "sae train": (["sae", "train", "--model", model, "--hook", "resid_post.1", "--text-file", files["texts"],
                        "--latents", "32", "--k", "4", "--vectors", "256", "--batch-size", "64", "--skip-first", "0",
                        "--out", f"{out}/sae"], f"{out}/sae"),

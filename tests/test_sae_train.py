@@ -269,3 +269,25 @@ def test_checkpoint_torn_by_an_older_version_gives_a_clear_error(tmp_path):
     with pytest.raises(InterlinguaError, match="incomplete.*--overwrite"):
         Trainer(source, _cfg(), tmp_path)
     assert Trainer(source, _cfg(), tmp_path, overwrite=True).step == 0
+
+
+def test_diverging_training_stops_with_a_clear_message_and_saves_no_sae(tmp_path):
+    """A learning rate far too high: the run stops on the averaged FVU, not after exporting a useless SAE."""
+    with pytest.raises(InterlinguaError, match=r"training at x diverged: .* reached .* Lower the learning rate"):
+        Trainer(TensorSource(_data()), _cfg(lr=10.0), tmp_path).run(progress=False)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "training.json").exists()
+
+
+@pytest.mark.parametrize("bad", [dict(d_sae=0), dict(k=0), dict(lr=-1.0), dict(lr=float("nan")), dict(lr=0.0),
+                                 dict(checkpoint_every=0), dict(dead_after=0), dict(aux_coefficient=float("inf")),
+                                 dict(sparsity_coefficient=-0.5), dict(expansion=0), dict(decay_fraction=1.5)])
+def test_config_numbers_out_of_range_are_refused(bad):
+    name = next(iter(bad))
+    with pytest.raises(InterlinguaError, match=name):
+        _cfg(**bad)
+
+
+@pytest.mark.parametrize("bad", [dict(skip_first=-1), dict(outlier_factor=0.5), dict(outlier_factor=float("nan"))])
+def test_exclusion_out_of_range_is_refused(bad):
+    with pytest.raises(InterlinguaError, match=next(iter(bad))):
+        Exclusion(**bad)

@@ -51,6 +51,8 @@ def test_export_then_import_gguf(llama_dir, tmp_path, capsys):
     # the JSON rounds typical_norm to 4 decimals (±5e-5), so the exported norm matches to ±2.5e-5
     assert float(cv.directions[2].norm()) == pytest.approx(0.5 * info["typical_norm"], abs=3e-5)
     assert cv.metadata["interlingua.concept"] == "sentiment"
+    assert cv.metadata["interlingua.strength"] == 0.5 and "given" in cv.metadata["interlingua.chosen_by"]
+    assert cv.metadata["interlingua.llama_cpp"].startswith("llama-completion -m MODEL.gguf --control-vector v.gguf")
     assert main(["steer", "--model", str(llama_dir), "--concept", "sentiment", "--import-gguf", str(f),
                  "--strengths", "1,2", "--json", *FAST]) == 0
     res = json.loads(capsys.readouterr().out)
@@ -61,8 +63,26 @@ def test_export_then_import_gguf(llama_dir, tmp_path, capsys):
     assert steer[0]["hook"] == "resid_post.2"
 
 
+def test_export_with_several_strengths_stores_the_one_the_sweep_chose(llama_dir, tmp_path, capsys):
+    """The sweep runs as llama.cpp applies the file (every token); the file holds the chosen cell's strength, or
+    nothing is written and the refusal lists what every strength did."""
+    f = tmp_path / "v.gguf"
+    code = main(["steer", "--model", str(llama_dir), "--concept", "sentiment", "--layers", "2", "--strengths",
+                 "0.25,0.5,1,2", "--export-gguf", str(f), "--json", *FAST])
+    captured = capsys.readouterr()
+    if code != 0:  # a random tiny model may steer at no strength
+        assert code == 2 and "no strength at resid_post.2 both steered" in captured.err and not f.exists()
+        return
+    info = json.loads(captured.out)
+    chosen = next(c for c in info["sweep"] if c["strength"] == info["strength"])
+    assert chosen["effective"] and chosen["coherent"]
+    assert not any(c["effective"] and c["coherent"] for c in info["sweep"] if c["strength"] < info["strength"])
+    meta = ControlVector.load(f).metadata
+    assert meta["interlingua.strength"] == info["strength"] and json.loads(meta["interlingua.sweep"]) == info["sweep"]
+
+
 @pytest.mark.parametrize("args, match", [
-    (["--concept", "sentiment", "--layers", "2", "--strengths", "0.5,1", "--export-gguf", "x.gguf"], "one strength"),
+    (["--concept", "sentiment", "--layers", "1,2", "--strengths", "0.5", "--export-gguf", "x.gguf"], "one layer"),
     (["--concept", "sentiment", "--layers", "0", "--strengths", "0.5", "--export-gguf", "x.gguf"], "block 0"),
     (["--concept", "sentiment", "--layers", "2", "--strengths", "nan"], "finite"),
     (["--concept", "sentiment", "--layers", "9"], "out of range"),

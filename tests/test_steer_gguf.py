@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import gguf
 import numpy as np
 import pytest
@@ -152,3 +154,55 @@ def test_load_rejects_bad_files(tmp_path, llama):
     deep = ControlVector.load(_write(tmp_path / "deep.gguf", tensors={"direction.4": f32}))
     with pytest.raises(InterlinguaError, match="only 4 blocks"):
         deep.interventions(llama)
+
+
+# ---- the strength an export is stored at ----------------------------------------------------
+
+
+def _sweep(cells, unsteered_ppl=10.0, hook="resid_post.2"):
+    """A sweep result with one judge: ``cells`` are (strength, effect, random effect, perplexity)."""
+    from interlingua.steer.evaluate import SweepResult
+
+    rows = [{"condition": "unsteered", "effect": {"j": 0.0}, "perplexity": unsteered_ppl}]
+    for s, effect, rnd, ppl in cells:
+        rows.append({"condition": "steer", "hook": hook, "strength": s, "effect": {"j": effect}, "perplexity": ppl})
+        rows.append({"condition": "random", "hook": hook, "strength": s, "effect": {"j": rnd}, "perplexity": ppl})
+    return SweepResult(rows=rows, judges=[{"name": "j"}], settings={})
+
+
+def test_export_strength_is_the_weakest_that_steers_and_stays_coherent():
+    from interlingua.steer.evaluate import choose_strength
+
+    # as the probe found on SmolLM2: 1.0 × typical norm wrecks the text (the detector turns against the concept)
+    probe_like = _sweep([(0.25, 0.30, 0.10, 12.0), (0.5, 0.50, 0.10, 20.0), (1.0, -0.80, 0.20, 60.0)])
+    chosen = choose_strength(probe_like, "resid_post.2")
+    assert chosen["strength"] == 0.25 and chosen["effective"] and chosen["coherent"]
+    assert [c["strength"] for c in chosen["cells"]] == [0.25, 0.5, 1.0]
+    assert [(c["effective"], c["coherent"]) for c in chosen["cells"]] == [(True, True), (True, True), (False, False)]
+    # too weak to beat the random vector at 0.25: the next one
+    assert choose_strength(_sweep([(0.25, 0.05, 0.10, 11.0), (0.5, 0.4, 0.1, 20.0)]), "resid_post.2")["strength"] == 0.5
+    # steering away: the effect counts in the strength's direction
+    assert choose_strength(_sweep([(-0.5, -0.3, 0.1, 12.0)]), "resid_post.2")["strength"] == -0.5
+
+
+def test_no_strength_that_is_both_effective_and_coherent_is_a_clear_error():
+    from interlingua.steer.evaluate import choose_strength
+
+    with pytest.raises(InterlinguaError, match=r"no strength at resid_post.2 both steered .* 0.25: effect 0.050"):
+        choose_strength(_sweep([(0.25, 0.05, 0.10, 11.0), (1.0, 0.9, 0.1, 40.0)]), "resid_post.2")
+
+
+def test_the_file_records_its_strength_and_the_llama_cpp_command(tiny, tmp_path):
+    from interlingua.steer.gguf import strength_metadata
+
+    v = torch.randn(tiny.d_model)
+    cells = [{"strength": 0.25, "effect": 0.3, "random_effect": 0.1, "perplexity": 12.0, "effective": True,
+              "coherent": True}]
+    meta = strength_metadata("sent.gguf", "resid_post.2", 0.25, 3.5, "the weakest that steers", cells)
+    cv = ControlVector.from_interventions(tiny, add(v, 0.25, hook="resid_post.2", typical_norm=3.5), **meta)
+    back = ControlVector.load(cv.save(tmp_path / "sent.gguf"))
+    assert back.metadata["interlingua.strength"] == 0.25 and back.metadata["interlingua.typical_norm"] == 3.5
+    assert back.metadata["interlingua.hook"] == "resid_post.2"
+    assert json.loads(back.metadata["interlingua.sweep"]) == cells
+    assert "llama-completion -m MODEL.gguf --control-vector sent.gguf" in back.metadata["interlingua.llama_cpp"]
+    assert float(back.directions[2].norm()) == pytest.approx(0.25 * 3.5, rel=1e-5)  # stored at that strength

@@ -15,16 +15,22 @@ import os
 import re
 import secrets
 import shutil
+import struct
 import tempfile
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from interlingua.errors import InterlinguaError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, one writer is the user's job
+    fcntl = None
 
 
 _OS_ERROR = re.compile(r"\(os error (\d+)\)")
@@ -114,13 +120,196 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def load_json(path: str | Path, remedy: str) -> Any:
+    """``path`` parsed as JSON, or a clear error naming it and saying what to do (``remedy``).
+
+    For files interlingua wrote and reads back (manifests, concept and checkpoint records): a
+    damaged one (edited by hand, cut short by a copy) is an :class:`InterlinguaError`, not a traceback.
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InterlinguaError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}). "
+                               f"{remedy}") from None
+    except UnicodeDecodeError:
+        raise InterlinguaError(f"{path} is not UTF-8 text, so not a JSON file interlingua wrote. {remedy}") from None
+
+
+@contextlib.contextmanager
+def open_safetensors(path: str | Path, remedy: str) -> Iterator[Any]:
+    """``safe_open`` on ``path`` (CPU, torch), with a damaged file a clear error naming it and ``remedy``.
+
+    A file cut short (an interrupted copy, a full disk elsewhere) or that is no safetensors at
+    all makes safetensors raise its own error; that becomes an :class:`InterlinguaError`.
+    Reading the tensors happens inside the block, so a truncated body is caught as well.
+    """
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            yield fh
+    except SafetensorError as exc:
+        raise InterlinguaError(f"{path} is damaged or not a safetensors file ({exc}). {remedy}") from None
+
+
+def check_finite(tensors: dict[str, torch.Tensor], path: str | Path, remedy: str) -> None:
+    """Refuse tensors read from ``path`` that hold NaN or infinite values (every result computed from them would)."""
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise InterlinguaError(f"{path}: {', '.join(bad)} hold{'s' if len(bad) == 1 else ''} NaN or infinite "
+                               f"values. {remedy}")
+
+
 def write_safetensors(
     target: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
-    """Write tensors as safetensors, atomically."""
+    """Write tensors as safetensors, atomically; the same tensors and metadata give the same bytes."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(target) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+        _sort_metadata(tmp)
+
+
+def _sort_metadata(path: Path) -> None:
+    """Put the metadata keys in the safetensors header of ``path`` in sorted order, in place.
+
+    safetensors keeps the metadata in a Rust ``HashMap``, whose order changes from process to
+    process, so two identical saves differ in bytes (and in checksums). Only the order changes, so
+    the header keeps its length and the tensor data stays where it is. Should the re-encoded
+    header not fit (it always does: both encoders escape the same characters), the file is left
+    as written: valid, merely not byte-reproducible.
+    """
+    with open(path, "r+b") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(size))
+        metadata = header.get("__metadata__")
+        if not metadata or len(metadata) < 2:
+            return
+        header["__metadata__"] = dict(sorted(metadata.items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(text) <= size:
+            fh.seek(8)
+            fh.write(text.ljust(size, b" "))  # safetensors pads its header with spaces too
+
+
+def save_figure(fig: Any, target: str | Path, **savefig: Any) -> Path:
+    """``fig.savefig`` to ``target`` atomically: a killed run never leaves half an image under its name."""
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format=target.suffix.lstrip(".") or "png", **savefig)
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# One writer per output directory
+#
+# Whatever writes a directory holds its lock for as long as it writes: an advisory ``flock`` on a
+# lock file, which the kernel releases when the process ends however it ends, so a killed run
+# never blocks the next. A directory that persists and fills up over a job (an extraction, SAE
+# training) has its lock inside (``DIR/.interlingua.lock``); one that is replaced as a whole (a
+# saved concept, a translation, an SAE, a checkpoint) has it beside (``.DIR.lock``), since the
+# directory itself is renamed away. The lock file is removed when the lock is released.
+
+LOCK_FILE = ".interlingua.lock"
+_HELD: dict[str, int] = {}  # lock files this process holds -> their descriptors (re-entered, not re-locked)
+
+
+def lock_path(directory: str | Path, *, beside: bool = False) -> Path:
+    """The lock file of ``directory``: ``DIR/.interlingua.lock``, or ``.DIR.lock`` next to it with ``beside``."""
+    directory = Path(os.path.abspath(directory))
+    return directory.with_name(f".{directory.name}.lock") if beside else directory / LOCK_FILE
+
+
+def _holder(fd: int) -> str:
+    """The process id written in a lock file, as text ("unknown" while its holder has not written it yet)."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        text = ""
+    return text if text.isdigit() else "unknown"
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is still the file at ``path`` (its last holder may have removed it before we locked it)."""
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _acquire(path: Path, directory: Path, wait: bool) -> int:
+    """Lock ``path`` (created if missing) and write this process's id into it; refuse if another process holds it."""
+    with disk_errors(directory):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        with disk_errors(directory):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _holder(fd)
+            os.close(fd)
+            raise InterlinguaError(
+                f"{directory} is being written by another interlingua process (pid {pid}); wait for it or "
+                "choose another --out."
+            ) from None
+        except OSError as exc:  # a filesystem without locks (some network mounts): write unguarded
+            if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                return fd
+            os.close(fd)
+            raise
+        if _is_current(fd, path):
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+@contextlib.contextmanager
+def writing(directory: str | Path, *, beside: bool = False, wait: bool = False) -> Iterator[None]:
+    """Hold ``directory``'s lock while the block writes it: a second process gets a clear error, not a mix.
+
+    ``beside`` puts the lock next to the directory (for one that is replaced as a whole), else
+    inside it (the directory is created). Without ``wait`` a lock held by another process is an
+    :class:`InterlinguaError` naming that process; with it, this waits for the lock. Re-entering
+    a lock this process holds is free. Without ``fcntl`` (Windows) nothing is locked.
+    """
+    directory = Path(os.path.abspath(directory))
+    path = lock_path(directory, beside=beside)
+    if fcntl is None or str(path) in _HELD:
+        yield
+        return
+    fd = _acquire(path, directory, wait)
+    _HELD[str(path)] = fd
+    try:
+        yield
+    finally:
+        del _HELD[str(path)]
+        try:
+            path.unlink(missing_ok=True)  # still holding it: whoever opened it meanwhile retries on the new file
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def _held_elsewhere(directory: Path) -> bool:
+    """Whether another process holds ``directory``'s beside-lock right now (it is replacing the directory)."""
+    if fcntl is None:
+        return False
+    path = lock_path(directory, beside=True)
+    if str(path) in _HELD:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,21 +326,22 @@ def write_safetensors(
 # NAME is missing only between "NAME -> .old" and ".new -> NAME"; then a complete .new (the
 # save that was cut short) or else a complete .old exists, and :func:`recover_dir` puts it back.
 
-_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:[a-z0-9_]{8}\.(?P<tmp>tmp)|(?P<kind>new|old|trash)\.[0-9a-f]{8})$")
+_LEFTOVER = re.compile(
+    r"^\.(?P<name>.+)\.(?:[a-z0-9_]{8}\.(?P<tmp>tmp)|(?P<kind>new|old|trash)\.[0-9a-f]{8}|(?P<lock>lock))$")
 
 
 def parse_leftover(entry: str) -> tuple[str, str] | None:
     """``(final name, kind)`` if ``entry`` is a temporary or set-aside copy interlingua writes, else None.
 
-    ``kind`` is ``tmp``, ``new``, ``old`` or ``trash``. Matches the names :func:`atomic_path` and
-    :func:`atomic_dir` write (``.NAME.xxxxxxxx.tmp``, ``.NAME.new|old|trash.xxxxxxxx``) and only
-    those: the random part never holds a dot, so ``.resid_post.30.ab12cd34.tmp`` belongs to
-    ``resid_post.30``, not to ``resid_post.3``.
+    ``kind`` is ``tmp``, ``new``, ``old``, ``trash`` or ``lock``. Matches the names :func:`atomic_path`,
+    :func:`atomic_dir` and :func:`writing` write (``.NAME.xxxxxxxx.tmp``, ``.NAME.new|old|trash.xxxxxxxx``,
+    ``.NAME.lock``) and only those: the random part never holds a dot, so
+    ``.resid_post.30.ab12cd34.tmp`` belongs to ``resid_post.30``, not to ``resid_post.3``.
     """
     m = _LEFTOVER.match(entry)
     if m is None:
         return None
-    return m.group("name"), m.group("tmp") or m.group("kind")
+    return m.group("name"), m.group("tmp") or m.group("kind") or m.group("lock")
 
 
 def leftover_of(entry: str) -> str | None:
@@ -189,6 +379,9 @@ def recover_dir(target: str | Path) -> Path:
     target = Path(target)
     if target.exists():
         return target
+    if _held_elsewhere(target):  # another process is swapping it in right now: read, do not move
+        copies = _complete_copies(target)
+        return target if target.exists() or not copies else copies[0]
     for copy in _complete_copies(target):
         try:
             os.rename(copy, target)
@@ -224,8 +417,10 @@ def remove_leftovers(directory: str | Path, owns: Callable[[str], bool]) -> list
     """Delete the temporary and set-aside copies in ``directory`` of the final names ``owns`` accepts.
 
     Only names interlingua itself writes for those files (see :func:`leftover_of`) are touched,
-    and a set-aside directory copy only once its final name exists again (run :func:`recover_dir`
-    first). Returns the names removed.
+    a set-aside directory copy only once its final name exists again (run :func:`recover_dir`
+    first), and a lock file only when no process holds it. Call it while holding ``directory``'s
+    own lock (:func:`writing`), so that no other process is writing those files. Returns the
+    names removed.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -238,6 +433,9 @@ def remove_leftovers(directory: str | Path, owns: Callable[[str], bool]) -> list
         name, kind = parsed
         if kind in ("new", "old") and not (directory / name).exists():
             continue  # the only complete copy of a missing directory
+        if kind == "lock" and (str(lock_path(directory / name, beside=True)) in _HELD
+                               or _held_elsewhere(directory / name)):
+            continue
         try:
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -284,13 +482,22 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     The new directory is written under a temporary name, renamed to ``.NAME.new.*`` once
     complete, the old ``target`` is renamed aside to ``.NAME.old.*``, the new one renamed into
     place, and only then is the old one deleted. A kill at any instant leaves either the old or
-    the new directory complete, under ``target`` or under a name :func:`recover_dir` restores.
+    the new directory complete, under ``target`` or under a name :func:`recover_dir` restores,
+    and the next save of ``target`` removes what it left. The whole save holds ``target``'s lock (:func:`writing`, beside it): a second process saving
+    to the same place at once is refused with a clear error.
     """
     target = Path(os.path.abspath(target))
     if target.exists() and not target.is_dir():
         raise InterlinguaError(f"{target} is a file; it is saved as a directory. Give a directory path.")
     if Path.cwd() == target or target in Path.cwd().parents:
         raise InterlinguaError(f"{target} is the working directory (or holds it); save into a directory of its own.")
+    with writing(target, beside=True), _replacing(target) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def _replacing(target: Path) -> Iterator[Path]:
+    """The steps of :func:`atomic_dir`, run while holding the lock."""
     with disk_errors(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
@@ -308,6 +515,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
             os.rename(new, target)
         if old is not None:
             _delete(old, target)
+        remove_leftovers(target.parent, {target.name}.__contains__)  # what earlier killed saves of it left
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from tqdm.auto import tqdm
 
 from interlingua import _io
@@ -109,14 +108,17 @@ class Activations:
         _io.write_safetensors(path, tensors, meta)
 
     @classmethod
-    def load(cls, path: str | Path) -> Activations:
-        """Load a file written by :meth:`save`, or a whole directory written by :func:`extract_to_disk`."""
+    def load(cls, path: str | Path, *, remedy: str = "Write it again (Activations.save).") -> Activations:
+        """Load a file written by :meth:`save`, or a whole directory written by :func:`extract_to_disk`.
+
+        A damaged file is an :class:`InterlinguaError` naming it and ending with ``remedy``.
+        """
         path = Path(path)
         if path.is_dir():
             return ActivationCache(path).load()
         if not path.is_file():
             raise InterlinguaError(f"no activations at {path}.")
-        with safe_open(str(path), framework="pt") as fh:
+        with _io.open_safetensors(path, remedy) as fh:
             md = fh.metadata() or {}
             if md.get("format") != FORMAT:
                 raise InterlinguaError(f"{path} is not an interlingua activations file.")
@@ -171,6 +173,8 @@ class _Tokenized:
 
 
 def _tokenize(model: LoadedModel, texts: Sequence[str], max_tokens: int | None) -> _Tokenized:
+    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        raise InterlinguaError(f"max_tokens / --max-tokens must be a whole number of at least 1, not {max_tokens!r}.")
     if len(texts) == 0:
         raise InterlinguaError("no texts to extract activations from (the input is empty).")
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
@@ -193,6 +197,23 @@ def _tokenize(model: LoadedModel, texts: Sequence[str], max_tokens: int | None) 
     if sum(len(x) for x in ids) == 0:
         raise InterlinguaError("the texts produced no tokens (are they all empty?).")
     return _Tokenized(ids=ids, offsets=[[tuple(o) for o in x] for x in offsets])
+
+
+def _check_reading(tok: _Tokenized, skip_first: int, **counts: int) -> None:
+    """Refuse settings that would read nothing or misread: a negative ``skip_first``, one that leaves
+    no position of any document, or a count in ``counts`` (``batch_tokens``, ``shard_tokens``) below 1."""
+    for name, value in counts.items():
+        if not isinstance(value, int) or value < 1:
+            raise InterlinguaError(f"{name} / --{name.replace('_', '-')} must be a whole number of at least 1, "
+                                   f"not {value!r}.")
+    if not isinstance(skip_first, int) or skip_first < 0:
+        raise InterlinguaError(f"skip_first / --skip-first must be 0 or more, not {skip_first!r}.")
+    longest = max(len(x) for x in tok.ids)
+    if skip_first >= longest:
+        raise InterlinguaError(
+            f"skip_first / --skip-first {skip_first} leaves no positions to read: the longest of the "
+            f"{len(tok.ids)} documents has {longest} tokens. Use a smaller value (1 leaves out just the first token)."
+        )
 
 
 def _batches(lengths: Sequence[int], docs: Sequence[int], batch_tokens: int) -> list[list[int]]:
@@ -329,6 +350,7 @@ def extract(
     """
     points = _points(model, hooks)
     tok = _tokenize(model, texts, max_tokens)
+    _check_reading(tok, skip_first, batch_tokens=batch_tokens)
     total = sum(len(x) for x in tok.ids)
     with tqdm(total=total, unit="tok", desc=f"{model.name}", disable=not progress) as bar:
         acts = _extract_docs(model, tok, range(len(texts)), points, batch_tokens=batch_tokens,
@@ -355,7 +377,9 @@ class ActivationCache:
         manifest = self.path / "manifest.json"
         if not manifest.is_file():
             raise InterlinguaError(f"{self.path} holds no activation cache (no manifest.json).")
-        self.manifest = _io.read_json(manifest)
+        self.manifest = _io.load_json(manifest, "Extract again into a new directory (or with --overwrite).")
+        if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
+            raise InterlinguaError(f"{manifest} is not an interlingua extraction manifest.")
 
     @property
     def complete(self) -> bool:
@@ -368,7 +392,8 @@ class ActivationCache:
     def shards(self) -> Iterator[Activations]:
         """Yield the finished shards one at a time (for data larger than memory)."""
         for shard in self.manifest["shards"]:
-            acts = Activations.load(self.path / shard["file"])
+            acts = Activations.load(self.path / shard["file"], remedy="Delete that file and run the same extract "
+                                    "command again: the job recomputes just the missing shard.")
             yield acts
 
     def load(self) -> Activations:
@@ -448,6 +473,8 @@ def _foreign_entries(out: Path, manifest: dict | None, job: dict) -> list[str]:
     foreign = []
     for entry in sorted(out.iterdir()):
         name = entry.name
+        if name == _io.LOCK_FILE:
+            continue
         if entry.is_file() and not entry.is_symlink() and _is_leftover(name):
             continue
         if manifest is not None and entry.is_file() and not entry.is_symlink() and _is_output_file(name):
@@ -480,9 +507,7 @@ def _prepare_dir(out: Path, job: dict, overwrite: bool) -> dict | None:
     Nothing but interlingua's own extraction files is ever deleted: ``--overwrite`` replaces an
     extraction, and a directory holding anything else is refused with or without it.
     """
-    if out.exists() and not out.is_dir():
-        raise InterlinguaError(f"--out {out} is a file; give a directory.")
-    if not out.exists() or not any(out.iterdir()):
+    if not out.exists() or not any(e.name != _io.LOCK_FILE for e in out.iterdir()):
         return None
     manifest = _own_manifest(out)
     foreign = _foreign_entries(out, manifest, job)
@@ -535,6 +560,7 @@ def extract_to_disk(
     out = Path(out)
     points = _points(model, hooks)
     tok = _tokenize(model, texts, max_tokens)
+    _check_reading(tok, skip_first, batch_tokens=batch_tokens, shard_tokens=shard_tokens)
     lengths = [len(x) for x in tok.ids]
     job = {
         **_meta(model, points, skip_first, max_tokens),
@@ -546,11 +572,20 @@ def extract_to_disk(
     }
     job.pop("model_source")  # the cache location may move; the model name and version identify it
     job.pop("interlingua_version")
+    if out.exists() and not out.is_dir():
+        raise InterlinguaError(f"--out {out} is a file; give a directory.")
+    with _io.writing(out):  # one process per directory: a second one is refused, never mixed in
+        return _write_shards(model, tok, texts, points, out, job, plan=_plan_shards(lengths, shard_tokens),
+                             overwrite=overwrite, progress=progress, after_shard=after_shard)
+
+
+def _write_shards(model: LoadedModel, tok: _Tokenized, texts: Sequence[str], points: list[HookPoint], out: Path,
+                  job: dict, *, plan: list[tuple[int, int]], overwrite: bool, progress: bool,
+                  after_shard: Callable[[int], None] | None) -> ActivationCache:
+    """The body of :func:`extract_to_disk`, run while holding ``out``'s lock: prepare, resume, write, clean up."""
+    lengths = [len(x) for x in tok.ids]
     manifest = _prepare_dir(out, job, overwrite)
-    plan = _plan_shards(lengths, shard_tokens)
     if manifest is None:
-        with _io.disk_errors(out):
-            out.mkdir(parents=True, exist_ok=True)
         _io.write_json(out / "texts.json", list(texts))
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, "job": job, "shards": [], "complete": False}
         _io.write_json(out / "manifest.json", manifest)
@@ -564,8 +599,8 @@ def extract_to_disk(
         for i, (a, b) in enumerate(plan):
             if i in done:
                 continue
-            acts = _extract_docs(model, tok, range(a, b), points, batch_tokens=batch_tokens,
-                                 skip_first=skip_first, on_tokens=bar.update)
+            acts = _extract_docs(model, tok, range(a, b), points, batch_tokens=job["batch_tokens"],
+                                 skip_first=job["skip_first"], on_tokens=bar.update)
             name = f"shard-{i:05d}.safetensors"
             acts.meta = {"shard": i, "docs": [a, b]}
             acts.save(out / name)

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from interlingua.argtypes import non_negative_int, positive_float, positive_int, seed, whole
 from interlingua.errors import InterlinguaError
 from interlingua.models.dtype import DTYPE_CHOICES, DTYPE_HELP
 
@@ -145,7 +146,25 @@ def cmd_concept_list(args) -> None:
           "FILE` takes your own (format: see `interlingua concept find --help`).")
 
 
+def _saving_to(out: str | None):
+    """Hold the lock of ``--out`` (a directory saved as one unit) for a whole command.
+
+    A second command saving to the same place is refused at once, before its work, instead of
+    finding out (or mixing the two) when it saves.
+    """
+    import contextlib
+
+    from interlingua import _io
+
+    return _io.writing(out, beside=True) if out else contextlib.nullcontext()
+
+
 def cmd_concept_find(args) -> None:
+    with _saving_to(args.out):
+        _concept_find(args)
+
+
+def _concept_find(args) -> None:
     from interlingua import _io
     from interlingua.concepts import find_concept, load_concept
     from interlingua.concepts.concept import FILES, WHAT
@@ -265,21 +284,37 @@ def _print_translation(tr) -> None:
     print(f"  {m['cost']['seconds']:.0f} s")
 
 
+def _translate_config(args):
+    """The translation's settings from the command line, every one checked before any model loads."""
+    from interlingua.translate import TranslateConfig
+    from interlingua.translate.controls import check_names
+
+    controls = ("all",) if args.controls == "all" else tuple(c for c in args.controls.split(",") if c)
+    check_names(controls)
+    if not (args.corpus_docs or args.generate or args.concept_texts):
+        raise InterlinguaError("the shared text would be empty: give --corpus-docs N (N > 0), --generate N or "
+                               "--concept-texts.")
+    return TranslateConfig(
+        layers_b=_layers(args.layers_b), corpus_docs=args.corpus_docs, concept_texts=args.concept_texts,
+        pos_weight=args.pos_weight, controls=controls, draws=args.draws, mlp=args.mlp, seed=args.seed,
+        progress=not args.json)
+
+
 def cmd_translate(args) -> None:
+    config = _translate_config(args)
+    with _saving_to(args.out):
+        _translate(args, config)
+
+
+def _translate(args, config) -> None:
     from interlingua import _io
     from interlingua.concepts import Concept, find_concept, load_concept
     from interlingua.models import load_model
     from interlingua.sae import load_sae
-    from interlingua.translate import Translation, TranslateConfig, translate_concept
+    from interlingua.translate import Translation, translate_concept
 
     if args.out:  # a directory with other files is refused before any work, not after it
         _io.check_replaceable(args.out, Translation.FILES, Translation.WHAT, overwrite=True)
-
-    controls = ("all",) if args.controls == "all" else tuple(c for c in args.controls.split(",") if c)
-    config = TranslateConfig(
-        layers_b=_layers(args.layers_b), corpus_docs=args.corpus_docs, concept_texts=args.concept_texts,
-        pos_weight=args.pos_weight, controls=controls, draws=args.draws, mlp=args.mlp, seed=args.seed,
-        progress=not args.json)
     dataset = load_concept(args.concept)
     sae = load_sae(args.target_sae) if args.target_sae else None
     model_a = load_model(args.source, dtype=args.dtype)
@@ -309,33 +344,12 @@ def _layers(text: str | None) -> tuple[int, ...] | None:
     if not text:
         return None
     try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
+        layers = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
         raise InterlinguaError(f"--layers-b takes comma-separated layer numbers, not {text!r}.") from None
-
-
-def _count(minimum: int):
-    """argparse type: a whole number ≥ ``minimum`` (checked before any model loads)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-    return parse
-
-
-def _positive(text: str) -> float:
-    """argparse type: a positive finite number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
+    if not layers or min(layers) < 0:
+        raise InterlinguaError(f"--layers-b takes layer numbers 0, 1, 2, …, not {text!r}.")
+    return layers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -363,15 +377,15 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--text-file", help="UTF-8 text, one document per line, or .jsonl with a \"text\" field")
     src.add_argument("--corpus", default="test", choices=["all", "train", "test"],
                      help="use the bundled corpus split (default: test) when no --text-file is given")
-    s.add_argument("--max-docs", type=int, help="use only the first N documents")
+    s.add_argument("--max-docs", type=positive_int, help="use only the first N documents")
     s.add_argument("--out", required=True, help="output directory (resumed if it holds the same job)")
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
-    s.add_argument("--skip-first", type=int, default=0,
+    s.add_argument("--skip-first", type=non_negative_int, default=0,
                    help="leave out the first N positions of every document (BOS / attention sinks)")
-    s.add_argument("--max-tokens", type=int, help="truncate documents to N tokens (default: error if a "
-                                                  "document exceeds the model's context)")
-    s.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per forward pass")
-    s.add_argument("--shard-tokens", type=int, default=65536, help="tokens per shard file")
+    s.add_argument("--max-tokens", type=positive_int, help="truncate documents to N tokens (default: error if a "
+                                                           "document exceeds the model's context)")
+    s.add_argument("--batch-tokens", type=positive_int, default=4096, help="padded tokens per forward pass")
+    s.add_argument("--shard-tokens", type=positive_int, default=65536, help="tokens per shard file")
     s.add_argument("--overwrite", action="store_true",
                    help="replace an extraction in --out by this one (a directory holding other files is refused)")
     s.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
@@ -383,10 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="generate text from a model (seeded)")
     s.add_argument("--model", required=True)
-    s.add_argument("-n", type=int, default=8, help="number of texts")
-    s.add_argument("--max-new-tokens", type=int, default=64)
-    s.add_argument("--temperature", type=float, default=1.0)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-n", type=positive_int, default=8, help="number of texts")
+    s.add_argument("--max-new-tokens", type=positive_int, default=64)
+    s.add_argument("--temperature", type=positive_float, default=1.0, help="sampling temperature (above 0)")
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--out", help="write the texts as .jsonl here")
     s.add_argument("--json", action="store_true")
@@ -419,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--read", default="last", choices=["last", "words"],
                    help="read at the last token of each text, or at labelled words")
     s.add_argument("--pca-center", action="store_true", help="centre the paired differences before PCA")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--out", help="save the concept here (concept.safetensors + concept.json)")
     s.add_argument("--overwrite", action="store_true", help="replace a concept already saved in --out")
@@ -441,19 +455,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--source", required=True, help="model A")
     s.add_argument("--target", required=True, help="model B")
     s.add_argument("--source-concept", help="a saved concept of A (directory) instead of finding it")
-    s.add_argument("--corpus-docs", type=_count(0), default=60, help="bundled-corpus documents in the shared text")
-    s.add_argument("--generate", type=_count(0), default=0,
+    s.add_argument("--corpus-docs", type=non_negative_int, default=60,
+                   help="bundled-corpus documents in the shared text")
+    s.add_argument("--generate", type=non_negative_int, default=0,
                    help="also let A write this many texts (its generative mode for the concept) for the shared text")
     s.add_argument("--concept-texts", action="store_true",
                    help="also put the concept's train texts in the shared text, scored by A out-of-fold (the "
                         "translation is then no longer label-free)")
     s.add_argument("--layers-b", help="comma-separated resid_post layers of B to choose among (default: every "
                                       "third and the last); B's own probe sweeps the same")
-    s.add_argument("--pos-weight", type=_positive, default=1.0,
+    s.add_argument("--pos-weight", type=positive_float, default=1.0,
                    help="weight of words A scores positive (cost of false negatives vs false positives)")
-    s.add_argument("--draws", type=_count(1), default=200,
+    s.add_argument("--draws", type=positive_int, default=200,
                    help="draws of every null distribution (200 supports p <= 0.01)")
-    s.add_argument("--seed", type=int, default=0, help="seed for folds, nulls and --generate")
+    s.add_argument("--seed", type=seed, default=0, help="seed for folds, nulls and --generate")
     s.add_argument("--mlp", action="store_true",
                    help="also fit a small MLP readout, judged against the linear one on documents neither saw")
     s.add_argument("--target-sae", help="an SAE trained on model B (SAELens layout directory): its latents join "
@@ -483,10 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "transferred AUROC, recovery and controls (results.json + report.md).")
     s.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     s.add_argument("--concepts", help="comma-separated built-in concepts (default: plural_noun,sentiment,negation_scope)")
-    s.add_argument("--corpus-docs", type=_count(5), default=60, help="bundled-corpus documents in the shared text")
-    s.add_argument("--generate", type=_count(0), default=0,
+    s.add_argument("--corpus-docs", type=whole(5), default=60, help="bundled-corpus documents in the shared text")
+    s.add_argument("--generate", type=non_negative_int, default=0,
                    help="texts each model writes per concept (its generative mode) for the shared text")
-    s.add_argument("--max-pairs", type=_count(0), default=100,
+    s.add_argument("--max-pairs", type=non_negative_int, default=100,
                    help="first pairs kept of every split of each concept (0: all; default 100 keeps the demo within "
                         "10 minutes on 2 cores)")
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from interlingua import _io
 from interlingua.concepts.methods import Readout
@@ -120,7 +118,13 @@ class Concept:
         with ``overwrite``): a directory holding anything else is refused, not emptied.
         """
         directory = Path(directory)
-        _io.check_replaceable(directory, FILES, WHAT, overwrite=overwrite)
+        with _io.writing(directory, beside=True):  # the check and the save, with no other writer in between
+            _io.check_replaceable(directory, FILES, WHAT, overwrite=overwrite)
+            self._save(directory)
+        return directory
+
+    def _save(self, directory: Path) -> None:
+        """Write the two files into a fresh directory that replaces ``directory``."""
         meta = {
             "format": FORMAT, "version": FORMAT_VERSION, "name": self.name, "model": self.model_name,
             "hook": self.hook, "method": self.method, "bias": self.bias, "typical_norm": self.typical_norm,
@@ -129,7 +133,6 @@ class Concept:
         with _io.atomic_dir(directory) as tmp:
             _io.write_safetensors(tmp / TENSOR_FILE, {k: getattr(self, k) for k in _TENSORS})
             _io.write_json(tmp / META_FILE, meta)
-        return directory
 
     @classmethod
     def load(cls, directory: str | Path, model=None) -> Concept:
@@ -140,10 +143,19 @@ class Concept:
         meta_path, tensor_path = directory / META_FILE, directory / TENSOR_FILE
         if not meta_path.is_file() or not tensor_path.is_file():
             raise InterlinguaError(f"{directory} holds no saved concept (concept.json + concept.safetensors).")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT:
+        remedy = "Find and save the concept again (interlingua concept find --out DIR --overwrite)."
+        meta = _io.load_json(meta_path, remedy)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise InterlinguaError(f"{meta_path} is not an interlingua concept file.")
-        tensors = load_file(str(tensor_path))
+        missing = [k for k in ("name", "model", "hook", "method", "bias", "typical_norm") if k not in meta]
+        if missing:
+            raise InterlinguaError(f"{meta_path} lacks {', '.join(missing)}. {remedy}")
+        with _io.open_safetensors(tensor_path, remedy) as fh:
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        absent = [k for k in _TENSORS if k not in tensors]
+        if absent:
+            raise InterlinguaError(f"{tensor_path} lacks the tensors {', '.join(absent)}. {remedy}")
+        _io.check_finite(tensors, tensor_path, remedy)
         concept = cls(name=meta["name"], model_name=meta["model"], hook=meta["hook"], method=meta["method"],
                       bias=meta["bias"], typical_norm=meta["typical_norm"], read=meta.get("read", "last"),
                       metrics=meta.get("metrics", {}), provenance=meta.get("provenance", {}),

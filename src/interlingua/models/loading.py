@@ -88,7 +88,15 @@ def _cached_gguf(locate, key: str) -> Path:
     found = _io.recover_dir(target)  # a kill while it was being replaced leaves a complete copy aside
     if (found / "config.json").exists() and (found / "interlingua.json").exists():
         return found
-    gguf = Path(locate())
+    with _io.writing(target, beside=True, wait=True):  # a second process waits for the first's copy
+        found = _io.recover_dir(target)
+        if (found / "config.json").exists() and (found / "interlingua.json").exists():
+            return found
+        return _dequantise(Path(locate()), target)
+
+
+def _dequantise(gguf: Path, target: Path) -> Path:
+    """Convert ``gguf`` to float safetensors in the model cache directory ``target`` (replaced atomically)."""
     t0 = time.perf_counter()
     from tqdm.auto import tqdm
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from interlingua.argtypes import finite_float, non_negative_float, non_negative_int, positive_int, seed
 from interlingua.errors import InterlinguaError
 from interlingua.models.dtype import DTYPE_CHOICES, DTYPE_HELP
 
@@ -238,17 +239,28 @@ def cmd_sae_match(args) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def outlier_factor(text: str) -> float:
+    """argparse type of --outlier-factor: 0 (keep every position) or a finite factor of at least 1.
+
+    A factor below 1 would leave out most ordinary positions, not outliers.
+    """
+    value = non_negative_float(text)
+    if 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be 0 (keep all) or at least 1, got {text}")
+    return value
+
+
 def _add_text_args(s, default_split: str) -> None:
     src = s.add_mutually_exclusive_group()
     src.add_argument("--text-file", help="UTF-8 text, one document per line, or .jsonl with a \"text\" field")
     src.add_argument("--corpus", choices=["all", "train", "test"],
                      help=f"bundled corpus split (default: {default_split})")
-    s.add_argument("--max-docs", type=int, help="use only the first N documents")
+    s.add_argument("--max-docs", type=positive_int, help="use only the first N documents")
 
 
 def _add_run_args(s) -> None:
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
-    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.add_argument("--threads", type=positive_int, help="torch CPU threads")
     s.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -269,34 +281,40 @@ def add_sae_parser(subparsers) -> None:
     s.add_argument("--hook", action="append", help="hook point, e.g. resid_post.14; repeat for several")
     s.add_argument("--cache", help="train on activations stored by `interlingua extract` instead of a model")
     _add_text_args(s, "train")
-    s.add_argument("--random-init", type=int, metavar="SEED",
+    s.add_argument("--random-init", type=seed, metavar="SEED",
                    help="train on a random-init copy of the model (the floor `sae eval --baseline` compares with)")
     s.add_argument("--out", required=True, help="output directory (checkpoint + SAEs)")
     s.add_argument("--overwrite", action="store_true", help="discard a checkpoint of a different job in --out")
     s.add_argument("--architecture", default="topk", choices=["topk", "batchtopk", "relu", "jumprelu"])
-    s.add_argument("--latents", type=int, help="dictionary size (default: --expansion × d_model)")
-    s.add_argument("--expansion", type=int, default=16, help="latents per model dimension when --latents is not set")
-    s.add_argument("--k", type=int, default=32, help="active latents per token (topk) or on average (batchtopk)")
-    s.add_argument("--vectors", type=int, default=2_000_000, help="training vectors (tokens) in total")
-    s.add_argument("--batch-size", type=int, default=1024, help="vectors per step")
+    s.add_argument("--latents", type=positive_int, help="dictionary size (default: --expansion × d_model)")
+    s.add_argument("--expansion", type=positive_int, default=16,
+                   help="latents per model dimension when --latents is not set")
+    s.add_argument("--k", type=positive_int, default=32,
+                   help="active latents per token (topk) or on average (batchtopk)")
+    s.add_argument("--vectors", type=positive_int, default=2_000_000, help="training vectors (tokens) in total")
+    s.add_argument("--batch-size", type=positive_int, default=1024, help="vectors per step")
     s.add_argument("--optimizer", default="sfadam", choices=["sfadam", "adam"],
                    help="schedule-free Adam or Adam with warm-up and linear decay")
-    s.add_argument("--lr", type=float, help="learning rate (default: 5e-3 (sfadam) / 4e-3 (adam) × √(16384/latents))")
-    s.add_argument("--sparsity-coefficient", type=float,
+    s.add_argument("--lr", type=finite_float(0.0, 1.0, above=True),
+                   help="learning rate, above 0 and at most 1 (default: 5e-3 (sfadam) / 4e-3 (adam) × √(16384/latents))")
+    s.add_argument("--sparsity-coefficient", type=non_negative_float,
                    help="L1 (relu, default 1.0) or L0 (jumprelu, default 0.002) weight against FVU")
-    s.add_argument("--aux-coefficient", type=float, default=1 / 32, help="AuxK weight (topk, batchtopk)")
-    s.add_argument("--dead-after", type=int, default=1_000_000, help="vectors without firing before a latent is dead")
+    s.add_argument("--aux-coefficient", type=non_negative_float, default=1 / 32, help="AuxK weight (topk, batchtopk)")
+    s.add_argument("--dead-after", type=positive_int, default=1_000_000,
+                   help="vectors without firing before a latent is dead")
     s.add_argument("--compute-dtype", default="auto", choices=DTYPE_CHOICES,
                    help="dtype of the encoder matmul (auto: bfloat16 where the hardware supports it)")
-    s.add_argument("--skip-first", type=int, default=1, help="leave out the first N positions of every document")
-    s.add_argument("--outlier-factor", type=float, default=10.0,
-                   help="leave out positions whose norm exceeds this × the median (0: keep all)")
+    s.add_argument("--skip-first", type=non_negative_int, default=1,
+                   help="leave out the first N positions of every document")
+    s.add_argument("--outlier-factor", type=outlier_factor, default=10.0,
+                   help="leave out positions whose norm exceeds this × the median (0: keep all; else at least 1)")
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
-    s.add_argument("--max-tokens", type=int, default=1024, help="truncate documents to N tokens")
-    s.add_argument("--docs-per-chunk", type=int, default=64, help="documents per streamed chunk (shuffled within)")
-    s.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, help="torch CPU threads (on a busy machine 1 can be fastest)")
+    s.add_argument("--max-tokens", type=positive_int, default=1024, help="truncate documents to N tokens")
+    s.add_argument("--docs-per-chunk", type=positive_int, default=64,
+                   help="documents per streamed chunk (shuffled within)")
+    s.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints")
+    s.add_argument("--seed", type=seed, default=0)
+    s.add_argument("--threads", type=positive_int, help="torch CPU threads (on a busy machine 1 can be fastest)")
     s.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     s.set_defaults(fn=cmd_sae_train)
 
@@ -312,9 +330,10 @@ def add_sae_parser(subparsers) -> None:
     s.add_argument("--model", help="override the model recorded in the SAE")
     s.add_argument("--hook", help="override the hook point recorded in the SAE")
     _add_text_args(s, "test")
-    s.add_argument("--max-tokens", type=int, default=256, help="truncate documents to N tokens")
+    s.add_argument("--max-tokens", type=positive_int, default=256, help="truncate documents to N tokens")
     s.add_argument("--no-downstream", action="store_true", help="skip the spliced-model loss (faster)")
-    s.add_argument("--snippets", type=int, default=0, metavar="N", help="top snippets for the N most frequent latents")
+    s.add_argument("--snippets", type=non_negative_int, default=0, metavar="N",
+                   help="top snippets for the N most frequent latents")
     s.add_argument("--html", help="write the snippets as a browsable HTML page")
     _add_run_args(s)
     s.set_defaults(fn=cmd_sae_eval)
@@ -331,10 +350,11 @@ def add_sae_parser(subparsers) -> None:
     s.add_argument("--model-a", help="override the model recorded in --sae-a")
     s.add_argument("--model-b", help="override the model recorded in --sae-b")
     _add_text_args(s, "test")
-    s.add_argument("--min-fires", type=int, default=5, help="keep latents firing on at least N words")
-    s.add_argument("--max-latents", type=int, default=2048, help="keep at most N latents per SAE (most frequent)")
-    s.add_argument("--n-null", type=int, default=3, help="shuffled-word repeats for the null")
-    s.add_argument("--top", type=int, default=20, help="best pairs to list")
+    s.add_argument("--min-fires", type=positive_int, default=5, help="keep latents firing on at least N words")
+    s.add_argument("--max-latents", type=positive_int, default=2048,
+                   help="keep at most N latents per SAE (most frequent)")
+    s.add_argument("--n-null", type=positive_int, default=3, help="shuffled-word repeats for the null")
+    s.add_argument("--top", type=positive_int, default=20, help="best pairs to list")
     s.add_argument("--out", help="write the full matching (every pair) as JSON")
     _add_run_args(s)
     s.set_defaults(fn=cmd_sae_match)

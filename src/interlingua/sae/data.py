@@ -15,6 +15,7 @@ several hooks train from one forward pass.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -34,6 +35,13 @@ class Exclusion:
 
     skip_first: int = 1
     outlier_factor: float = 10.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.skip_first, bool) or not isinstance(self.skip_first, int) or self.skip_first < 0:
+            raise InterlinguaError(f"skip_first / --skip-first must be 0 or more, not {self.skip_first!r}.")
+        if not (math.isfinite(self.outlier_factor) and (self.outlier_factor == 0 or self.outlier_factor >= 1)):
+            raise InterlinguaError(f"outlier_factor / --outlier-factor must be 0 (keep all) or a finite number of "
+                                   f"at least 1, not {self.outlier_factor!r}.")
 
     def keep(self, acts: Activations, hooks: Sequence[str]) -> Tensor:
         """Boolean mask of the rows of ``acts`` to train on."""

@@ -18,7 +18,6 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from interlingua import _io
 from interlingua.errors import InterlinguaError
@@ -129,9 +128,17 @@ def load_sae(path: str | Path, device: str | torch.device = "cpu") -> SparseAuto
         raw = json.loads(cfg_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InterlinguaError(f"{cfg_path} is not valid JSON: {exc}.") from None
-    cfg = _config_from_dict(raw, path)
-    with safe_open(str(weights_path), framework="pt", device="cpu") as fh:
+    if not isinstance(raw, dict):
+        raise InterlinguaError(f"{cfg_path} holds no SAE configuration (a JSON object is expected).")
+    try:
+        cfg = _config_from_dict(raw, path)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InterlinguaError(f"{cfg_path} is not a usable SAE configuration ({type(exc).__name__}: {exc}); "
+                               "it needs d_in, d_sae and the architecture.") from None
+    remedy = "Train the SAE again (interlingua sae train) or download it again."
+    with _io.open_safetensors(weights_path, remedy) as fh:
         tensors = {name: fh.get_tensor(name) for name in fh.keys()}
+    _io.check_finite(tensors, weights_path, remedy)
     missing = [n for n in ("W_enc", "W_dec", "b_enc", "b_dec") if n not in tensors]
     if cfg.architecture in ("jumprelu", "batchtopk") and "threshold" not in tensors:
         missing.append("threshold")

@@ -11,6 +11,7 @@ the step — is in the checkpoint, which is written atomically; a resumed run co
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -20,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -32,6 +32,7 @@ from interlingua.sae.model import ARCHITECTURES, SAEConfig, SparseAutoencoder
 from interlingua.sae.optim import ScheduleFreeAdam
 
 CHECKPOINT_DIR = "checkpoint"
+DIVERGED_FVU = 100.0  # see Trainer._check_converging; learning rates up to 1 peak below 10 on test data
 STATE_FILE = "state.safetensors"
 META_FILE = "trainer.json"
 
@@ -79,6 +80,7 @@ class TrainConfig:
     adam_betas: tuple[float, float] = (0.9, 0.999)
 
     def __post_init__(self) -> None:
+        self._check_numbers()
         if self.architecture not in ARCHITECTURES:
             raise InterlinguaError(f"unknown architecture '{self.architecture}'; choose from {', '.join(ARCHITECTURES)}.")
         if self.batch_size < 1 or self.total_vectors < 1:
@@ -88,6 +90,24 @@ class TrainConfig:
         if self.compute_dtype not in DTYPE_CHOICES:
             raise InterlinguaError(f"compute dtype must be {', '.join(DTYPE_CHOICES)} (got {self.compute_dtype}).")
         self.adam_betas = tuple(self.adam_betas)
+
+    def _check_numbers(self) -> None:
+        """Refuse counts below 1 and rates or weights that are not finite numbers in range (a misread, not a setting)."""
+        counts = {"d_sae": self.d_sae, "expansion": self.expansion, "k": self.k, "dead_after": self.dead_after,
+                  "checkpoint_every": self.checkpoint_every, "aux_k": self.aux_k, "warmup_steps": self.warmup_steps}
+        for name, value in counts.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InterlinguaError(f"{name} must be a whole number of at least 1 (got {value!r}).")
+        rates = {"lr": (self.lr, True), "lr_base": (self.lr_base, True),
+                 "sparsity_coefficient": (self.sparsity_coefficient, False),
+                 "aux_coefficient": (self.aux_coefficient, False), "encoder_init_scale": (self.encoder_init_scale, True),
+                 "bandwidth": (self.bandwidth, True), "sparsity_warmup": (self.sparsity_warmup, False)}
+        for name, (value, positive) in rates.items():
+            if value is not None and not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+                raise InterlinguaError(f"{name} must be a finite number {'above' if positive else 'of at least'} 0 "
+                                       f"(got {value!r}).")
+        if self.decay_fraction is not None and not 0 <= self.decay_fraction <= 1:
+            raise InterlinguaError(f"decay_fraction must be between 0 and 1 (got {self.decay_fraction!r}).")
 
     @property
     def steps(self) -> int:
@@ -223,11 +243,12 @@ class Trainer:
         if self.out is not None:
             if self.out.exists() and not self.out.is_dir():
                 raise InterlinguaError(f"--out {self.out} is a file; SAE training writes a directory there.")
-            ckpt = self._settle_out_dir()
-            if overwrite:
-                _io.discard_dir(ckpt)
-            if ckpt.exists():
-                self._load_checkpoint(ckpt)
+            with self._writing():
+                ckpt = self._settle_out_dir()
+                if overwrite:
+                    _io.discard_dir(ckpt)
+                if ckpt.exists():
+                    self._load_checkpoint(ckpt)
 
     # ---- set-up --------------------------------------------------------------------------------
 
@@ -236,6 +257,9 @@ class Trainer:
             x = batch[hook].to(self.device, torch.float32)
             d_in = x.shape[1]
             d_sae = self.cfg.width(d_in)
+            if self.cfg.architecture in ("topk", "batchtopk") and self.cfg.k > d_sae:
+                raise InterlinguaError(f"k = {self.cfg.k} active latents is more than the {d_sae} latents of the "
+                                       "SAE; lower --k or raise --latents.")
             sae_cfg = SAEConfig(architecture=self.cfg.architecture, d_in=d_in, d_sae=d_sae, k=self.cfg.k
                                 if self.cfg.architecture in ("topk", "batchtopk") else None,
                                 bandwidth=self.cfg.bandwidth, hook_name=hook,
@@ -264,7 +288,8 @@ class Trainer:
         loss = out.loss + cfg.aux_coefficient * out.auxk if aux else out.loss
         if not torch.isfinite(loss):
             raise InterlinguaError(f"the training loss at {hook} became {float(loss)} at step {self.step}; "
-                                   f"lower the learning rate (now {cfg.learning_rate(sae.d_sae):.2e}, --lr).")
+                                   f"lower the learning rate (now {cfg.learning_rate(sae.d_sae):.2e}, --lr) and "
+                                   "start again (--overwrite).")
         loss.backward()
         fused_constraint = isinstance(st.optimizer, ScheduleFreeAdam)
         if not fused_constraint:
@@ -289,7 +314,23 @@ class Trainer:
         l0 = float((code.values > 0).sum()) / x.shape[0]
         st.fvu_ema = fvu if math.isnan(st.fvu_ema) else 0.9 * st.fvu_ema + 0.1 * fvu
         st.l0_ema = l0 if math.isnan(st.l0_ema) else 0.9 * st.l0_ema + 0.1 * l0
+        self._check_converging(hook, st)
         return fvu, l0
+
+    def _check_converging(self, hook: str, st: HookState) -> None:
+        """Stop with a clear message once training has diverged, instead of saving a useless SAE.
+
+        Reconstructing every vector by the batch mean scores FVU 1; a healthy run starts below that
+        and falls. An averaged FVU above :data:`DIVERGED_FVU` (a learning rate too high, ~1e-1 and up)
+        means the weights have run away, and more steps will not bring them back.
+        """
+        if st.fvu_ema > DIVERGED_FVU:
+            raise InterlinguaError(
+                f"training at {hook} diverged: the reconstruction error (FVU, averaged over steps) reached "
+                f"{st.fvu_ema:.3g} at step {self.step}, where reconstructing every vector by the mean scores 1. "
+                f"Lower the learning rate (now {self.cfg.learning_rate(st.sae.d_sae):.2e}, --lr) and start again "
+                "(--overwrite)."
+            )
 
     def train_step(self, batch: dict[str, Tensor]) -> None:
         """One optimisation step of every hook's SAE on ``batch`` (``{hook: [batch, d_in]}``)."""
@@ -308,6 +349,30 @@ class Trainer:
     def run(self, *, progress: bool = True, stop_after: int | None = None,
             on_step: Callable[[Trainer], None] | None = None) -> TrainResult:
         """Train to ``cfg.steps`` (or just ``stop_after`` more steps, for tests and time budgets)."""
+        with self._writing():
+            self._catch_up()
+            return self._run(progress=progress, stop_after=stop_after, on_step=on_step)
+
+    def _writing(self):
+        """Hold the output directory's lock (:func:`interlingua._io.writing`); nothing to hold without one."""
+        return _io.writing(self.out) if self.out is not None else contextlib.nullcontext()
+
+    def _catch_up(self) -> None:
+        """Continue from the checkpoint on disk if another run moved it on since this trainer read it.
+
+        A trainer reads its checkpoint when it is created and writes while it runs, holding the
+        lock each time; in between another process may have trained the same job further (or put
+        another job there, which :meth:`_load_checkpoint` refuses).
+        """
+        meta = self.out / CHECKPOINT_DIR / META_FILE if self.out is not None else None
+        if meta is not None and meta.is_file():
+            on_disk = _io.load_json(meta, "Pass --overwrite to start this training afresh in the same directory.")
+            if (on_disk.get("digest"), on_disk.get("step")) != (self.digest, self.step):
+                self._load_checkpoint(self.out / CHECKPOINT_DIR)
+
+    def _run(self, *, progress: bool, stop_after: int | None,
+             on_step: Callable[[Trainer], None] | None) -> TrainResult:
+        """The training loop of :meth:`run`, with the output directory locked."""
         total = self.cfg.steps
         end = total if stop_after is None else min(total, self.step + stop_after)
         t0 = time.perf_counter()
@@ -434,13 +499,14 @@ class Trainer:
                 "an older interlingua could leave it so when killed while checkpointing). Pass --overwrite to "
                 "start this training afresh in the same directory."
             )
-        meta = _io.read_json(ckpt / META_FILE)
-        if meta.get("digest") != self.digest:
+        remedy = "Pass --overwrite to start this training afresh in the same directory."
+        meta = _io.load_json(ckpt / META_FILE, remedy)
+        if not isinstance(meta, dict) or meta.get("digest") != self.digest:
             raise InterlinguaError(
                 f"{self.out} holds a checkpoint of a different training job (other data or settings). Use a "
                 "new output directory, or pass --overwrite to start afresh there."
             )
-        with safe_open(str(ckpt / STATE_FILE), framework="pt", device="cpu") as fh:
+        with _io.open_safetensors(ckpt / STATE_FILE, remedy) as fh:
             tensors = {n: fh.get_tensor(n) for n in fh.keys()}
         for hook, hm in meta["hooks"].items():
             p = hm["prefix"]

@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from interlingua.argtypes import non_negative_float, non_negative_int, positive_float, positive_int, seed
 from interlingua.errors import InterlinguaError
 from interlingua.models.dtype import DTYPE_CHOICES, DTYPE_HELP
 
@@ -23,8 +24,11 @@ concept and a norm-matched random vector (which must do nothing).
              translate C from A into B (or load a saved translation), steer B with the translated and
              with B's native concept at matched strength; efficacy e = effect_translated / effect_native
              judged by A's and B's detectors, with a random-vector null and the prompt baseline.
-  export     interlingua steer --model M --concept C --layers L --strengths S --export-gguf FILE
-             write the steering vector as a llama.cpp control vector (direction.L = resid_post.L).
+  export     interlingua steer --model M --concept C --layers L [--strengths 0.25,0.5,1] --export-gguf FILE
+             write the steering vector as a llama.cpp control vector (direction.L = resid_post.L) at
+             the smallest strength that steers (beats a norm-matched random vector) and stays coherent
+             (perplexity within 2.5× the unsteered text's); one --strengths value is exported as given.
+             The file records that strength; llama.cpp: --control-vector FILE (scale 1 = as measured).
   import     interlingua steer --model M --concept C --import-gguf FILE [--strengths 0.5,1]
              evaluate a control vector file (strengths multiply the file's vectors, as llama.cpp's
              --control-vector-scaled does).
@@ -119,7 +123,6 @@ def cmd_steer(args) -> None:
     from interlingua.models import load_model
     from interlingua.steer.evaluate import Evaluator, LayerDirection, concept_token_sets, layer_directions, \
         prompt_baseline, sweep
-    from interlingua.steer.gguf import ControlVector
 
     progress = not args.json
     model = load_model(args.model, dtype=args.dtype)
@@ -137,24 +140,7 @@ def cmd_steer(args) -> None:
         layers = _ints(args.layers, "--layers") if args.layers else [n // 3, n // 2, (2 * n) // 3]
         directions = layer_directions(model, dataset, layers, method=args.method)
     if args.export_gguf:
-        if len(directions) != 1 or len(strengths) != 1:
-            raise InterlinguaError("--export-gguf writes one vector: give one layer (--layers L) and one strength.")
-        from interlingua.steer.interventions import add
-
-        d = directions[0]
-        cv = ControlVector.from_interventions(model, add(d.direction, strengths[0], hook=d.hook,
-                                                         typical_norm=d.typical_norm),
-                                              **{"interlingua.concept": dataset.name if dataset else concept.name})
-        cv.save(args.export_gguf)
-        k = next(iter(cv.directions))
-        info = {"path": str(Path(args.export_gguf).resolve()), "model": model.name, "tensor": f"direction.{k}",
-                "hook": d.hook, "strength": strengths[0], "typical_norm": round(d.typical_norm, 4),
-                "vector_norm": round(float(cv.directions[k].norm()), 4)}
-        if args.json:
-            return print(json.dumps(info, indent=2))
-        print(f"wrote {info['path']}: {info['tensor']} (added to {d.hook} at every token by llama.cpp), norm "
-              f"{info['vector_norm']} = {strengths[0]} × typical norm {info['typical_norm']}")
-        return None
+        return _export_gguf(args, model, concept, dataset, directions, strengths, progress)
     if dataset is None:
         raise InterlinguaError("evaluating steering needs the concept's dataset (for the detectors and the baseline).")
     judges = _judges(args, model, concept, dataset, progress)
@@ -166,6 +152,61 @@ def cmd_steer(args) -> None:
     out = {"model": model.name, "concept": dataset.name, "method": args.method if concept is None else concept.method,
            "prompt_prefix": prefix, **result.to_json()}
     _finish(args, out, result)
+
+
+def _export_strength(args, model, concept, dataset, direction, strengths, progress) -> dict:
+    """The strength to export: the one given, or the smallest of several that steers and stays coherent.
+
+    Several strengths are swept on ``direction`` exactly as llama.cpp applies a control vector (every
+    token), judged against the unsteered text and a norm-matched random vector
+    (:func:`interlingua.steer.evaluate.choose_strength`).
+    """
+    from interlingua.steer.evaluate import Evaluator, choose_strength, concept_token_sets, prompt_baseline, sweep
+
+    if len(strengths) == 1:
+        return {"strength": strengths[0], "chosen_by": "given with --strengths (one value, not evaluated)"}
+    if dataset is None:
+        raise InterlinguaError("choosing the export strength needs the concept's dataset (for its detector); give "
+                               "one strength to export it as it is.")
+    judges = _judges(args, model, concept, dataset, progress)
+    ev = Evaluator(model, _prompts(args), judges, token_sets=concept_token_sets(model, dataset),
+                   settings=_settings(args), progress=progress)
+    base_prompts, _ = prompt_baseline(ev.prompts, dataset, positive=max(strengths, key=abs) >= 0,
+                                      prefix=args.prompt_prefix)
+    result = sweep(ev, [direction], strengths, baseline_prompts=base_prompts, positions="all")
+    return choose_strength(result, direction.hook)
+
+
+def _export_gguf(args, model, concept, dataset, directions, strengths, progress) -> None:
+    """Write one layer's steering vector as a llama.cpp control vector, at the strength :func:`_export_strength` picks."""
+    from interlingua.steer.gguf import ControlVector, strength_metadata
+    from interlingua.steer.interventions import add
+
+    if len(directions) != 1:
+        raise InterlinguaError("--export-gguf writes one layer's vector: give one layer (--layers L).")
+    d = directions[0]
+    chosen = _export_strength(args, model, concept, dataset, d, strengths, progress)
+    s = chosen["strength"]
+    path = Path(args.export_gguf)
+    meta = strength_metadata(path.name, d.hook, s, d.typical_norm, chosen["chosen_by"], chosen.get("cells"))
+    cv = ControlVector.from_interventions(model, add(d.direction, s, hook=d.hook, typical_norm=d.typical_norm),
+                                          **{"interlingua.concept": dataset.name if dataset else concept.name}, **meta)
+    cv.save(path)
+    k = next(iter(cv.directions))
+    info = {"path": str(path.resolve()), "model": model.name, "tensor": f"direction.{k}", "hook": d.hook,
+            "strength": s, "chosen_by": chosen["chosen_by"], "typical_norm": round(d.typical_norm, 4),
+            "vector_norm": round(float(cv.directions[k].norm()), 4), "llama_cpp": meta["interlingua.llama_cpp"]}
+    if "cells" in chosen:
+        info["sweep"] = chosen["cells"]
+    if args.json:
+        return print(json.dumps(info, indent=2))
+    for c in chosen.get("cells", []):
+        print(f"  strength {c['strength']:g}: effect {c['effect']} (random {c['random_effect']}), perplexity "
+              f"{c['perplexity']}: {'effective' if c['effective'] else 'not effective'}, "
+              f"{'coherent' if c['coherent'] else 'not coherent'}")
+    print(f"wrote {info['path']}: {info['tensor']} (added to {d.hook} at every token by llama.cpp), norm "
+          f"{info['vector_norm']} = {s:g} × typical norm {info['typical_norm']} ({chosen['chosen_by']})")
+    print(f"  use it: {info['llama_cpp']}")
 
 
 def _evaluate_file(args, model, concept, dataset, strengths, progress) -> None:
@@ -327,23 +368,24 @@ def add_steer_parser(sub) -> None:
                         "the first new token)")
     s.add_argument("--judge-model", help="also judge the text with the concept's detector in this model")
     s.add_argument("--prompt-prefix", help="the prompt baseline's prefix (default: three positive training texts)")
-    s.add_argument("--max-new-tokens", type=int, default=24)
-    s.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--max-examples", type=int, default=80,
+    s.add_argument("--max-new-tokens", type=positive_int, default=24)
+    s.add_argument("--temperature", type=non_negative_float, default=0.0, help="0 = greedy (default)")
+    s.add_argument("--batch-size", type=positive_int, default=8)
+    s.add_argument("--max-examples", type=non_negative_int, default=80,
                    help="use the first N items of each concept split (default 80; 0 = all) — for speed on a CPU")
     s.add_argument("--chat", action="store_true", help="wrap prompts in the tokenizer's chat template")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--source", help="model A: run the causal check of translating --concept from A into --model")
     s.add_argument("--translation", help="a saved translation directory (interlingua translate --out) to check")
     s.add_argument("--native-method", default="logistic", choices=["diff_of_means", "logistic", "pca"],
                    help="how B's native concept is found for the causal check (default logistic)")
-    s.add_argument("--corpus-docs", type=int, default=40, help="corpus documents in the translation's shared text")
-    s.add_argument("--steered-docs", type=int, default=0,
+    s.add_argument("--corpus-docs", type=positive_int, default=40,
+                   help="corpus documents in the translation's shared text")
+    s.add_argument("--steered-docs", type=non_negative_int, default=0,
                    help="add N texts sampled from A steered toward (half) and away from (half) the concept to the "
                         "translation's shared text (the concept's generative mode; default 0)")
-    s.add_argument("--steered-strength", type=float, default=0.25,
+    s.add_argument("--steered-strength", type=positive_float, default=0.25,
                    help="strength of that steering, × typical norm (default 0.25)")
     s.add_argument("--export-gguf", metavar="FILE", help="write the steering vector as a llama.cpp control vector")
     s.add_argument("--import-gguf", metavar="FILE", help="evaluate a llama.cpp control vector file")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from interlingua import _io
 from interlingua.errors import InterlinguaError
 from interlingua.steer.generate import Generations, encode_prompts, generate, token_set_ids
 from interlingua.steer.interventions import Intervention, add, steering
@@ -414,13 +415,62 @@ class SweepResult:
         ax.set_ylabel(f"effect ({j} detector)")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        _io.save_figure(fig, path, dpi=120)
         plt.close(fig)
         return True
 
 
 def _fmt(x, nd: int = 3) -> str:
     return "-" if x is None else f"{x:.{nd}f}"
+
+
+COHERENT_PERPLEXITY_RATIO = 2.5
+"""Steered text is coherent while its perplexity under the unsteered model stays within this × the
+unsteered continuation's (the bound :func:`interlingua.steer.generative.calibrate_strengths` uses)."""
+
+
+def choose_strength(result: SweepResult, hook: str, *,
+                    max_perplexity_ratio: float = COHERENT_PERPLEXITY_RATIO) -> dict:
+    """The strength to ship for ``hook`` (e.g. in a llama.cpp control vector): the smallest that steers and stays coherent.
+
+    A cell of the sweep is *effective* when its effect by the first judge, in the direction of
+    the strength's sign, is positive and larger than the norm-matched random vector's at the same
+    strength, and *coherent* when the continuation's perplexity under the unsteered model is at
+    most ``max_perplexity_ratio`` × the unsteered continuation's. Too strong a vector fails one of
+    the two (on SmolLM2, 1.0 × typical norm at resid_post.18 turns the text to noise the detector
+    scores against the concept), so the choice is the weakest cell that passes both. Returns the
+    chosen cell with every cell's verdict; an :class:`InterlinguaError` when none passes.
+    """
+    if not result.judges:
+        raise InterlinguaError("choosing a strength needs a judge (the concept's detector).")
+    judge = result.judges[0]["name"]
+    base = next((r.get("perplexity") for r in result.rows if r["condition"] == "unsteered"), None)
+    random_effect = {r["strength"]: r["effect"].get(judge) for r in result.rows
+                     if r["condition"] == "random" and r.get("hook") == hook}
+    cells = []
+    for r in sorted((r for r in result.rows if r["condition"] == "steer" and r.get("hook") == hook),
+                    key=lambda r: abs(r["strength"])):
+        sign = 1.0 if r["strength"] >= 0 else -1.0
+        effect, rnd, ppl = r["effect"].get(judge), random_effect.get(r["strength"]), r.get("perplexity")
+        effective = effect is not None and sign * effect > max(0.0, abs(rnd) if rnd is not None else 0.0)
+        coherent = ppl is not None and base is not None and ppl <= max_perplexity_ratio * base
+        cells.append({"strength": r["strength"], "effect": effect, "random_effect": rnd, "perplexity": ppl,
+                      "effective": effective, "coherent": coherent})
+    if not cells:
+        raise InterlinguaError(f"the sweep has no steering cell at {hook}.")
+    chosen = next((c for c in cells if c["effective"] and c["coherent"]), None)
+    if chosen is None:
+        seen = "; ".join(f"{c['strength']:g}: effect {_fmt(c['effect'])} vs random {_fmt(c['random_effect'])}, "
+                         f"perplexity {_fmt(c['perplexity'], 1)}" for c in cells)
+        raise InterlinguaError(
+            f"no strength at {hook} both steered (effect above the random vector's) and stayed coherent "
+            f"(perplexity within {max_perplexity_ratio:g}× the unsteered {_fmt(base, 1)}): {seen}. Try other "
+            "--strengths or --layers, or give one strength to export it unchecked."
+        )
+    return {**chosen, "hook": hook, "judge": judge, "perplexity_unsteered": base,
+            "chosen_by": (f"the smallest strength whose effect ({judge} detector) beats a norm-matched random vector "
+                          f"and whose perplexity stays within {max_perplexity_ratio:g}x the unsteered text's"),
+            "cells": cells}
 
 
 def sweep(

@@ -172,6 +172,33 @@ class ControlVector:
         return cls(directions=directions, model_hint=hint or "", metadata=fields)
 
 
+def strength_metadata(file_name: str, hook: str, strength: float, typical_norm: float, chosen_by: str,
+                      sweep: list[dict] | None = None) -> dict:
+    """GGUF metadata saying at which strength the vector is stored, why, and how llama.cpp should load it.
+
+    The file holds the vector already scaled (``strength × typical_norm × unit direction``), so
+    llama.cpp's ``--control-vector FILE`` (scale 1) steers as interlingua measured;
+    ``--control-vector-scaled FILE X`` multiplies it by X.
+    """
+    meta = {
+        "interlingua.hook": hook,
+        "interlingua.strength": float(strength),
+        "interlingua.strength_scale": "relative: x the typical activation norm at the hook",
+        "interlingua.typical_norm": float(typical_norm),
+        "interlingua.chosen_by": chosen_by,
+        "interlingua.llama_cpp": llama_cpp_command(file_name, strength),
+    }
+    if sweep is not None:
+        meta["interlingua.sweep"] = json.dumps(sweep)
+    return meta
+
+
+def llama_cpp_command(file_name: str, strength: float) -> str:
+    """The llama.cpp command line that steers with an exported file as interlingua measured it."""
+    return (f'llama-completion -m MODEL.gguf --control-vector {file_name} -p "..."  (stored at strength {strength:g} '
+            f"x typical norm; --control-vector-scaled {file_name} X multiplies it by X)")
+
+
 def _add_value(writer, key: str, value) -> None:
     if isinstance(value, bool):
         writer.add_bool(key, value)

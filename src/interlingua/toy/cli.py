@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from interlingua.argtypes import positive_int
 from interlingua.errors import InterlinguaError
 
 
@@ -12,8 +13,6 @@ def cmd_toy_reproduce(args) -> None:
     from interlingua.toy.figures import matplotlib_available, write_figures
     from interlingua.toy.suite import CHECKS, run_check, select
 
-    if args.seeds < 1:
-        raise InterlinguaError("--seeds must be at least 1.")
     try:
         checks = select(args.only, "all" if args.all else "slow" if args.slow else "fast")
     except KeyError as exc:
@@ -70,7 +69,7 @@ def add_toy_parser(subparsers) -> None:
     s.add_argument("--all", action="store_true", help="run every check, including slow ones, and write figures")
     s.add_argument("--slow", action="store_true", help="run the fast and slow checks (what CI runs)")
     s.add_argument("--only", nargs="+", metavar="NAME", help="run just these checks (see `interlingua toy list`)")
-    s.add_argument("--seeds", type=int, default=4,
+    s.add_argument("--seeds", type=positive_int, default=4,
                    help="seeds per setting where minima vary; the lowest-loss one is judged")
     s.add_argument("--figures", metavar="DIR", help="write figures here (needs matplotlib; --all uses toy-figures/)")
     s.add_argument("--json", action="store_true",

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from interlingua import _io
+
 Figure = Callable[[object, Path, int, set[str]], list[Path]]
 FIGURES: dict[str, tuple[tuple[str, ...], Figure]] = {}
 
@@ -39,7 +41,7 @@ def _save(fig, path: Path) -> Path:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _io.save_figure(fig, path, dpi=110)
     import matplotlib.pyplot as plt
 
     plt.close(fig)

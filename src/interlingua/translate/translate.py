@@ -110,13 +110,14 @@ class Translation:
         must be new, empty or a saved translation (replaced only with ``overwrite``).
         """
         directory = Path(directory)
-        _io.check_replaceable(directory, self.FILES, self.WHAT, overwrite=overwrite)
-        with _io.atomic_dir(directory) as tmp:
-            self.source.save(tmp / "source")
-            self.target.save(tmp / "target")
-            _io.write_json(tmp / "translation.json", {"metrics": self.metrics, "controls": self.controls,
-                                                      "layer_map": self.layer_map,
-                                                      "layer_pair_map": self.layer_pair_map})
+        with _io.writing(directory, beside=True):  # the check and the save, with no other writer in between
+            _io.check_replaceable(directory, self.FILES, self.WHAT, overwrite=overwrite)
+            with _io.atomic_dir(directory) as tmp:
+                self.source.save(tmp / "source")
+                self.target.save(tmp / "target")
+                _io.write_json(tmp / "translation.json", {"metrics": self.metrics, "controls": self.controls,
+                                                          "layer_map": self.layer_map,
+                                                          "layer_pair_map": self.layer_pair_map})
         return directory
 
     @classmethod
