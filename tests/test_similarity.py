@@ -6,6 +6,7 @@ import torch
 from interlingua.similarity import (
     cka_biased,
     cka_debiased,
+    cka_matrix,
     mutual_knn,
     permutation_test,
     ridge_r2_cv,
@@ -67,3 +68,17 @@ def test_permutation_test_separates_signal_from_null():
     assert res["value"] > res["null_band"][1] and res["p"] == pytest.approx(0.05) and res["z"] > 5
     res = permutation_test(cka_debiased, x, gaussian(200, 12, 16), n_perm=19)
     assert res["null_band"][0] - 0.02 <= res["value"] <= res["null_band"][1] + 0.02
+
+
+def test_cka_matrix_equals_pairwise_debiased_cka():
+    g = torch.Generator().manual_seed(4)
+    base = torch.randn(80, 6, generator=g)
+    xs = [base @ torch.randn(6, 10, generator=g), torch.randn(80, 7, generator=g)]
+    ys = [base @ torch.randn(6, 12, generator=g) + 0.1 * torch.randn(80, 12, generator=g), torch.randn(80, 5, generator=g),
+          torch.randn(80, 9, generator=g) + 3]
+    m = cka_matrix(xs, ys)
+    assert m.shape == (2, 3)
+    for i, x in enumerate(xs):
+        for j, y in enumerate(ys):
+            assert abs(float(m[i, j]) - cka_debiased(x, y)) < 1e-10
+    assert float(m[0, 0]) > 0.4 and abs(float(m[1, 1])) < 0.2  # shared base vs independent

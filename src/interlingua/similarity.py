@@ -10,7 +10,7 @@ Rows of ``X`` and ``Y`` are paired observations (the same aligned word in two mo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -45,6 +45,32 @@ def cka_debiased(x: torch.Tensor, y: torch.Tensor) -> float:
     k, l = _centre_gram(x), _centre_gram(y)
     denom = (_hsic_unbiased(k, k) * _hsic_unbiased(l, l)).clamp_min(1e-300).sqrt()
     return float(_hsic_unbiased(k, l) / denom)
+
+
+def cka_matrix(xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Debiased CKA (:func:`cka_debiased`) of every ``xs[i]`` with every ``ys[j]``: ``[len(xs), len(ys)]``.
+
+    Each Gram matrix is formed once (not once per pair), which is what makes a layer-pair map
+    of a dozen layers on each side cheap: len(xs) + len(ys) Gram matrices and one n² product per pair.
+    """
+    n = xs[0].shape[0]
+    if n < 4 or any(z.shape[0] != n for z in (*xs, *ys)):
+        raise ValueError("cka_matrix needs the same number (≥ 4) of paired rows in every matrix")
+
+    def prepared(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = z.double() - z.double().mean(0)
+        k = _centre_gram(z).fill_diagonal_(0)
+        return k, k.sum(0)
+
+    def hsic(a, b) -> torch.Tensor:
+        (k, sk), (l, sl) = a, b
+        return ((k * l).sum() + sk.sum() * sl.sum() / ((n - 1) * (n - 2)) - 2 / (n - 2) * (sk @ sl)) / (n * (n - 3))
+
+    px, py = [prepared(x) for x in xs], [prepared(y) for y in ys]
+    self_x = torch.stack([hsic(a, a) for a in px])
+    self_y = torch.stack([hsic(b, b) for b in py])
+    cross = torch.stack([torch.stack([hsic(a, b) for b in py]) for a in px])
+    return cross / (self_x[:, None] * self_y[None, :]).clamp_min(1e-300).sqrt()
 
 
 def cka_biased(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -17,7 +17,7 @@ from interlingua.concepts.dataset import ConceptDataset
 from interlingua.concepts.methods import Readout
 from interlingua.errors import InterlinguaError
 from interlingua.models.loaded import LoadedModel
-from interlingua.similarity import cka_debiased, standardise
+from interlingua.similarity import cka_matrix, standardise
 from interlingua.translate.evaluate import EvalSplit
 from interlingua.translate.nulls import document_permutations, null_summary
 from interlingua.translate.pairs import WordPairs
@@ -35,8 +35,9 @@ def layer_pair_map(pairs: WordPairs, hooks_a: Sequence[str], hooks_b: Sequence[s
     dimensions (Gemma has some) make up most of the Gram matrix and CKA measures only them.
     """
     rows = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))[:n]
-    return [{"hook_a": ha, "hook_b": hb, "cka_debiased": round(cka_debiased(_z(pairs.a[ha][rows]), _z(pairs.b[hb][rows])), 4)}
-            for ha in hooks_a for hb in hooks_b]
+    cka = cka_matrix([_z(pairs.a[h][rows]) for h in hooks_a], [_z(pairs.b[h][rows]) for h in hooks_b])
+    return [{"hook_a": ha, "hook_b": hb, "cka_debiased": round(float(cka[i, j]), 4)}
+            for i, ha in enumerate(hooks_a) for j, hb in enumerate(hooks_b)]
 
 
 def cka_test(pairs: WordPairs, hook_a: str, hook_b: str, *, draws: int = 200, n: int = 600, seed: int = 0) -> dict:
