@@ -245,3 +245,16 @@ def full_disk(monkeypatch):
         raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
     monkeypatch.setattr(io, "save_file", full)
+
+
+@pytest.fixture
+def cli_files(tmp_path):
+    """A small text file and a small yes/no concept file, for commands run through the CLI."""
+    import json
+
+    yes_no = [{"positive": f"Person {i} said yes.", "negative": f"Person {i} said no."} for i in range(40)]
+    texts = tmp_path / "t.txt"
+    texts.write_text("\n".join(f"Line {i}: the cat and the dog walked to the river." for i in range(8)) + "\n")
+    concept = tmp_path / "yn.json"
+    concept.write_text(json.dumps({"name": "yn", "train": yes_no[:24], "test": yes_no[24:34], "ood": yes_no[34:]}))
+    return {"texts": str(texts), "concept": str(concept)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
@@ -10,32 +9,22 @@ from interlingua.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-YES_NO = [{"positive": f"Person {i} said yes.", "negative": f"Person {i} said no."} for i in range(40)]
 
 
-@pytest.fixture
-def files(tmp_path):
-    """A text file and a small concept file for the commands."""
-    texts = tmp_path / "t.txt"
-    texts.write_text("\n".join(f"Line {i}: the cat and the dog walked to the river." for i in range(8)) + "\n")
-    concept = tmp_path / "yn.json"
-    concept.write_text(json.dumps({"name": "yn", "train": YES_NO[:24], "test": YES_NO[24:34], "ood": YES_NO[34:]}))
-    return {"texts": str(texts), "concept": str(concept)}
 
-
-def _commands(model: str, files: dict, out: str) -> dict[str, tuple[list[str], str]]:
+def _commands(model: str, cli_files: dict, out: str) -> dict[str, tuple[list[str], str]]:
     """Each command that writes, with ``out`` as its output, and the path its error must name."""
     return {
-        "extract": (["extract", "--model", model, "--hook", "resid_post.1", "--text-file", files["texts"],
+        "extract": (["extract", "--model", model, "--hook", "resid_post.1", "--text-file", cli_files["texts"],
                      "--out", f"{out}/ex"], f"{out}/ex"),
-        "extract into it": (["extract", "--model", model, "--hook", "resid_post.1", "--text-file", files["texts"],
+        "extract into it": (["extract", "--model", model, "--hook", "resid_post.1", "--text-file", cli_files["texts"],
                              "--out", out], out),  # its first write is the lock file inside it
-        "sae train": (["sae", "train", "--model", model, "--hook", "resid_post.1", "--text-file", files["texts"],
+        "sae train": (["sae", "train", "--model", model, "--hook", "resid_post.1", "--text-file", cli_files["texts"],
                        "--latents", "32", "--k", "4", "--vectors", "256", "--batch-size", "64", "--skip-first", "0",
                        "--out", f"{out}/sae"], f"{out}/sae"),
-        "concept find": (["concept", "find", "--model", model, "--concept", files["concept"], "--layer", "1",
+        "concept find": (["concept", "find", "--model", model, "--concept", cli_files["concept"], "--layer", "1",
                           "--method", "diff_of_means", "--out", f"{out}/concept"], f"{out}/concept"),
-        "steer --export-gguf": (["steer", "--model", model, "--concept", files["concept"], "--layers", "1",
+        "steer --export-gguf": (["steer", "--model", model, "--concept", cli_files["concept"], "--layers", "1",
                                  "--strengths", "0.5", "--max-examples", "12", "--export-gguf", f"{out}/x.gguf"],
                                 f"{out}/x.gguf"),
         "sample": (["sample", "--model", model, "-n", "1", "--max-new-tokens", "2", "--out", f"{out}/s.jsonl"],
@@ -47,8 +36,8 @@ COMMANDS = list(_commands("m", {"texts": "", "concept": ""}, "o"))
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_read_only_output_is_one_clear_error(command, llama_dir, files, read_only_dir, capsys):
-    argv, named = _commands(str(llama_dir), files, str(read_only_dir))[command]
+def test_read_only_output_is_one_clear_error(command, llama_dir, cli_files, read_only_dir, capsys):
+    argv, named = _commands(str(llama_dir), cli_files, str(read_only_dir))[command]
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
@@ -57,9 +46,9 @@ def test_read_only_output_is_one_clear_error(command, llama_dir, files, read_onl
 
 
 @pytest.mark.parametrize("command", ["extract", "sae train", "concept find"])
-def test_full_disk_is_one_clear_error(command, llama_dir, files, tmp_path, full_disk, capsys):
+def test_full_disk_is_one_clear_error(command, llama_dir, cli_files, tmp_path, full_disk, capsys):
     out = tmp_path / "out"
-    argv, named = _commands(str(llama_dir), files, str(out))[command]
+    argv, named = _commands(str(llama_dir), cli_files, str(out))[command]
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
@@ -68,10 +57,10 @@ def test_full_disk_is_one_clear_error(command, llama_dir, files, tmp_path, full_
 
 
 @pytest.mark.parametrize("command", ["extract", "sae train", "concept find", "sample"])
-def test_a_file_where_a_directory_belongs_is_one_clear_error(command, llama_dir, files, tmp_path, capsys):
+def test_a_file_where_a_directory_belongs_is_one_clear_error(command, llama_dir, cli_files, tmp_path, capsys):
     blocker = tmp_path / "notes.txt"
     blocker.write_text("mine")
-    argv, _ = _commands(str(llama_dir), files, str(blocker))[command]
+    argv, _ = _commands(str(llama_dir), cli_files, str(blocker))[command]
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err

@@ -24,7 +24,6 @@ from interlingua.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-YES_NO = [{"positive": f"Person {i} said yes.", "negative": f"Person {i} said no."} for i in range(40)]
 SRC = str(Path(interlingua.__file__).parents[1])
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]),
        "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -51,34 +50,26 @@ def held_elsewhere(directory: Path, *, beside: bool):
         proc.wait()
 
 
-@pytest.fixture
-def files(tmp_path):
-    texts = tmp_path / "t.txt"
-    texts.write_text("\n".join(f"Line {i}: the cat and the dog walked to the river." for i in range(8)) + "\n")
-    concept = tmp_path / "yn.json"
-    concept.write_text(json.dumps({"name": "yn", "train": YES_NO[:24], "test": YES_NO[24:34], "ood": YES_NO[34:]}))
-    return {"texts": str(texts), "concept": str(concept)}
 
-
-def _commands(model: str, files: dict, out: Path) -> dict[str, tuple[list[str], bool]]:
+def _commands(model: str, cli_files: dict, out: Path) -> dict[str, tuple[list[str], bool]]:
     """Each command that writes a directory, and whether its lock sits beside that directory (else inside)."""
     return {
-        "extract": (["extract", "--model", model, "--hook", "resid_post.1", "--text-file", files["texts"],
+        "extract": (["extract", "--model", model, "--hook", "resid_post.1", "--text-file", cli_files["texts"],
                      "--out", str(out)], False),
-        "sae train": (["sae", "train", "--model", model, "--hook", "resid_post.1", "--text-file", files["texts"],
+        "sae train": (["sae", "train", "--model", model, "--hook", "resid_post.1", "--text-file", cli_files["texts"],
                        "--latents", "32", "--k", "4", "--vectors", "256", "--batch-size", "64", "--out", str(out)],
                       False),
-        "concept find": (["concept", "find", "--model", model, "--concept", files["concept"], "--layer", "1",
+        "concept find": (["concept", "find", "--model", model, "--concept", cli_files["concept"], "--layer", "1",
                           "--method", "diff_of_means", "--out", str(out)], True),
-        "translate": (["translate", "--concept", files["concept"], "--source", model, "--target", model,
+        "translate": (["translate", "--concept", cli_files["concept"], "--source", model, "--target", model,
                        "--out", str(out)], True),
     }
 
 
 @pytest.mark.parametrize("command", ["extract", "sae train", "concept find", "translate"])
-def test_second_writer_is_refused_and_a_killed_ones_lock_never_blocks(command, llama_dir, files, tmp_path, capsys):
+def test_second_writer_is_refused_and_a_killed_ones_lock_never_blocks(command, llama_dir, cli_files, tmp_path, capsys):
     out = tmp_path / "out"
-    argv, beside = _commands(str(llama_dir), files, out)[command]
+    argv, beside = _commands(str(llama_dir), cli_files, out)[command]
     with held_elsewhere(out, beside=beside) as holder:
         assert main(argv) == 2
         err = capsys.readouterr().err
@@ -97,10 +88,10 @@ def test_second_writer_is_refused_and_a_killed_ones_lock_never_blocks(command, l
     assert not [p.name for p in out.rglob("*") if p.name.endswith(".lock")]
 
 
-def test_two_sae_trainings_into_one_directory(llama_dir, files, tmp_path):
+def test_two_sae_trainings_into_one_directory(llama_dir, cli_files, tmp_path):
     """The probe's case: a real `sae train` is running; the same command in another process is refused."""
     out = tmp_path / "sae"
-    argv, _ = _commands(str(llama_dir), files, out)["sae train"]
+    argv, _ = _commands(str(llama_dir), cli_files, out)["sae train"]
     argv = [a if a != "256" else str(64 * 10**6) for a in argv] + ["--checkpoint-every", "5", "--threads", "1"]
     first = subprocess.Popen([sys.executable, "-m", "interlingua", *argv], env=ENV, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
