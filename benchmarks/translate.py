@@ -99,21 +99,33 @@ def median(xs):
     return None if not xs else xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
 
 
+SOURCE_DETECTS = 0.8  # A's own test AUROC from which a translation has something to carry
+
+
+def stats(rs: list[dict]) -> dict:
+    """Medians over translations ``rs`` (undefined values left out, their count kept) and the must-fail tally."""
+    must = [c for r in rs for c in r["controls"].values() if c["kind"] == "must_fail"]
+    out = {"translations": len(rs)}
+    for key in ("fidelity_test", "fidelity_ood", "auroc_transfer_test", "auroc_transfer_ood", "recovery_test",
+                "recovery_ood"):
+        values = [r[key] for r in rs if r[key] is not None]
+        out[f"median_{key}"] = median(values)
+        out[f"defined_{key}"] = len(values)
+    out["must_fail_passed"] = f"{sum(c['passed'] for c in must)}/{len(must)}"
+    out["all_must_fail_passed"] = sum(all(c["passed"] for c in r["controls"].values() if c["kind"] == "must_fail")
+                                      for r in rs)
+    return out
+
+
 def summarise(rows: list[dict]) -> list[dict]:
+    """Per variant: every translation, by concept kind, and where A detects the concept (test AUROC ≥ 0.8)."""
     out = []
     for variant in dict.fromkeys(r["variant"] for r in rows):
         rs = [r for r in rows if r["variant"] == variant]
-        must = [c for r in rs for c in r["controls"].values() if c["kind"] == "must_fail"]
-        out.append({"variant": variant, "translations": len(rs),
-                    "median_fidelity_test": median([r["fidelity_test"] for r in rs]),
-                    "median_fidelity_ood": median([r["fidelity_ood"] for r in rs]),
-                    "median_recovery_test": median([r["recovery_test"] for r in rs]),
-                    "median_recovery_ood": median([r["recovery_ood"] for r in rs]),
-                    "must_fail_passed": f"{sum(c['passed'] for c in must)}/{len(must)}",
-                    "by_kind": {k: {"median_fidelity_test": median([r["fidelity_test"] for r in rs if r["kind"] == k]),
-                                    "median_fidelity_ood": median([r["fidelity_ood"] for r in rs if r["kind"] == k]),
-                                    "median_recovery_test": median([r["recovery_test"] for r in rs if r["kind"] == k])}
-                                for k in dict.fromkeys(r["kind"] for r in rs)}})
+        groups = {"all": rs, **{k: [r for r in rs if r["kind"] == k] for k in dict.fromkeys(r["kind"] for r in rs)},
+                  f"A detects (test AUROC >= {SOURCE_DETECTS})":
+                      [r for r in rs if (r["auroc_native_source_test"] or 0) >= SOURCE_DETECTS]}
+        out += [{"variant": variant, "subset": name, **stats(g)} for name, g in groups.items() if g]
     return out
 
 
@@ -133,7 +145,19 @@ def main() -> None:
     p.add_argument("--no-cost", action="store_true", help="skip the standalone cost measurement")
     p.add_argument("--json", help="write every row and the summary here")
     p.add_argument("--md", help="write the table and the summary as Markdown here")
+    p.add_argument("--from-json", help="only re-render --md (and the summary) from the rows of an earlier --json")
     args = p.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            saved = json.load(f)
+        rows = saved["rows"]
+        summary = summarise([r for r in rows if "refused" not in r])
+        for s in summary:
+            print(json.dumps(s))
+        if args.md:
+            with open(args.md, "w") as f:
+                f.write(markdown(rows, summary, saved.get("cost"), saved["settings"].get("dtype_used", "")))
+        return
 
     models = tuple(load_model(n, dtype=args.dtype) for n in MODELS)
     print(f"models {MODELS[0]} and {MODELS[1]} ({models[0].dtype}); corpus docs {args.corpus_docs}, generated "
@@ -186,7 +210,8 @@ def main() -> None:
         print(json.dumps(s))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rows": rows, "summary": summary, "cost": cost, "settings": vars(args)}, f, indent=1)
+            json.dump({"rows": rows, "summary": summary, "cost": cost,
+                       "settings": {**vars(args), "dtype_used": str(models[0].dtype).removeprefix("torch.")}}, f, indent=1)
     if args.md:
         with open(args.md, "w") as f:
             f.write(markdown(rows, summary, cost, models[0].dtype))
@@ -223,24 +248,23 @@ def markdown(rows: list[dict], summary: list[dict], cost: dict | None, dtype) ->
     """The benchmark's table and summary, as results_translate.md holds them."""
     lines = [f"Models {MODELS[0]} and {MODELS[1]} ({str(dtype).removeprefix('torch.')}).", ""]
     if cost:
-        lines += [f"Cost ({cost['concept']}, {cost['source']} → {cost['target']}, {cost['variant']}, fresh readers): "
-                  f"one paired forward pass over the shared text {cost['paired_forward_seconds']} s, the whole "
-                  f"translation {cost['translation_seconds']} s, ratio **{cost['ratio']}**; one paired forward pass over "
-                  f"the concept's own texts (train, test, OOD) {cost['concept_texts_forward_seconds']} s, so the "
-                  f"translation costs **{cost['ratio_to_all_reads']}×** reading every text it needs once; per step "
-                  f"{cost['per_step']}.", ""]
-    lines += ["| variant | translations | median fidelity test | median fidelity OOD | median recovery test | "
-              "median recovery OOD | must-fail controls passed |", "|---|---|---|---|---|---|---|"]
+        line = (f"Cost ({cost['concept']}, {cost['source']} → {cost['target']}, {cost['variant']}, fresh readers): "
+                f"one paired forward pass over the shared text {cost['paired_forward_seconds']} s, the whole "
+                f"translation {cost['translation_seconds']} s, ratio **{cost['ratio']}**")
+        if "concept_texts_forward_seconds" in cost:
+            line += (f"; one paired forward pass over the concept's own texts (train, test, OOD) "
+                     f"{cost['concept_texts_forward_seconds']} s, so the translation costs "
+                     f"**{cost['ratio_to_all_reads']}×** reading every text it needs once")
+        lines += [line + f"; per step {cost['per_step']}.", ""]
+    lines += ["| variant | translations | median fidelity test | median fidelity OOD | median AUROC test / OOD | "
+              "median recovery test | median recovery OOD | must-fail controls passed | translations passing all |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
-        lines.append(f"| {s['variant']} | {s['translations']} | {_f(s['median_fidelity_test'])} | "
-                     f"{_f(s['median_fidelity_ood'])} | {_f(s['median_recovery_test'])} | {_f(s['median_recovery_ood'])} | "
-                     f"{s['must_fail_passed']} |")
-    lines += ["", "| variant | kind | median fidelity test | median fidelity OOD | median recovery test |",
-              "|---|---|---|---|---|"]
-    for s in summary:
-        for kind, k in s["by_kind"].items():
-            lines.append(f"| {s['variant']} | {kind} | {_f(k['median_fidelity_test'])} | {_f(k['median_fidelity_ood'])} | "
-                         f"{_f(k['median_recovery_test'])} |")
+        lines.append(f"| {s['variant']}: {s['subset']} | {s['translations']} | {_f(s['median_fidelity_test'])} | "
+                     f"{_f(s['median_fidelity_ood'])} | {_f(s['median_auroc_transfer_test'])} / "
+                     f"{_f(s['median_auroc_transfer_ood'])} | {_f(s['median_recovery_test'])} | "
+                     f"{_f(s['median_recovery_ood'])} ({s['defined_recovery_ood']} defined) | {s['must_fail_passed']} | "
+                     f"{s['all_must_fail_passed']} |")
     lines += ["", MD_HEADER, *(md_row(r) for r in rows), ""]
     return "\n".join(lines)
 
