@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import replace
 
@@ -169,8 +170,18 @@ def main() -> None:
     rows, cost = [], None
     if args.curve:
         return curve(args, models, readers, grids, config, concepts[0])
+    settings = {**vars(args), "dtype_used": str(models[0].dtype).removeprefix("torch.")}
+    if args.json and os.path.exists(args.json):  # a killed run goes on where it stopped
+        with open(args.json) as f:
+            saved = json.load(f)
+        rows, cost = saved["rows"], saved.get("cost")
+        print(f"resuming {args.json}: {len(rows)} rows already measured", flush=True)
+    done_keys = {(r["concept"], r["source"], r["variant"]) for r in rows}
     for name in concepts:
         ds = load_concept(name)
+        wanted = [(d, a, v) for d, a in zip(("a2b", "b2a"), MODELS) for v in args.variants if d in args.directions]
+        if all((name, a, v) in done_keys for _, a, v in wanted):
+            continue
         native = {m.name: find_concept(m, ds, layers=grids[m.name], n_boot=200, n_null=8, reader=readers[m.name])
                   for m in models}
         pairs = [(models[0], models[1]), (models[1], models[0])]
@@ -183,6 +194,8 @@ def main() -> None:
 
                 generated = concept_texts(a, native[a.name], args.generate, description=ds.description, seed=0)
             for variant in args.variants:
+                if (name, a.name, variant) in done_keys:
+                    continue
                 cfg = replace(config, layers_a=grids[a.name], layers_b=grids[b.name],
                               concept_texts=variant == "concept_texts")
                 if cost is None and not args.no_cost:
@@ -200,21 +213,30 @@ def main() -> None:
                     print(f"{name:<24}{a.name[:5]}→{b.name[:5]} {variant:<13} refused: {exc}", flush=True)
                     rows.append({"concept": name, "source": a.name, "target": b.name, "variant": variant,
                                  "refused": str(exc)})
+                    _save(args.json, rows, cost, settings)
                     continue
                 r = row_of(tr, variant, time.perf_counter() - t0, native[a.name], ds.kind)
                 rows.append(r)
                 print_row(r)
+                _save(args.json, rows, cost, settings)
     done = [r for r in rows if "refused" not in r]
     summary = summarise(done)
     for s in summary:
         print(json.dumps(s))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"rows": rows, "summary": summary, "cost": cost,
-                       "settings": {**vars(args), "dtype_used": str(models[0].dtype).removeprefix("torch.")}}, f, indent=1)
+    _save(args.json, rows, cost, settings, summary)
     if args.md:
         with open(args.md, "w") as f:
             f.write(markdown(rows, summary, cost, models[0].dtype))
+
+
+def _save(path: str | None, rows, cost, settings, summary=None) -> None:
+    """Write the rows so far atomically, so a killed run resumes from them (rerun the same command)."""
+    if not path:
+        return
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"rows": rows, "summary": summary, "cost": cost, "settings": settings}, f, indent=1)
+    os.replace(tmp, path)
 
 
 MD_HEADER = ("| concept | kind | direction | variant | B hook | native A test / OOD | native B test / OOD | "

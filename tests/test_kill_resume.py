@@ -31,7 +31,7 @@ SRC = str(Path(interlingua.__file__).parents[1])
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]),
        "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 # Files a run writes that record how long it took, not what it computed.
-TIMINGS = {"seconds", "vectors_per_s", "resumed_from_step"}
+TIMINGS = {"seconds", "seconds_per_step", "vectors_per_s", "resumed_from_step"}
 Trigger = Callable[[subprocess.Popen, Path], bool]
 
 
@@ -198,3 +198,20 @@ def test_concept_find_killed_while_saving_over_a_concept_ends_identical(llama_di
 
     assert main(argv(tmp_path / "out", layer="1")) == 0  # an older concept, replaced by the killed save
     assert_same_as_uninterrupted(argv, tmp_path, [at_write("tmp", 1)], min_landed=1)
+
+
+def test_translate_killed_while_replacing_a_translation_ends_identical(llama_dir, gemma_dir, cli_files, tmp_path):
+    """Killed while the new translation is written beside an older one, and while the older one is deleted.
+
+    (Every instant between, each rename, is covered in-process by the translation test of
+    ``kill_instants``: a subprocess cannot be stopped reliably inside microseconds.)
+    """
+    def argv(out: Path, seed: str = "0") -> list[str]:
+        return ["translate", "--concept", cli_files["concept"], "--source", str(llama_dir), "--target", str(gemma_dir),
+                "--corpus-docs", "6", "--layers-b", "1,3", "--controls", "shuffled_pairing", "--draws", "5",
+                "--seed", seed, "--dtype", "float32", "--out", str(out), "--json"]
+
+    assert main(argv(tmp_path / "out", seed="1")) == 0  # an older translation, replaced by the killed saves
+    landed = assert_same_as_uninterrupted(argv, tmp_path, [at_write("tmp", 1), at_write("trash", 1)],
+                                          min_landed=2)
+    print(f"translate: {len(landed)} kills landed ({', '.join(landed)}); resumed identical")
