@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from interlingua import _io
@@ -92,3 +94,26 @@ def test_atomic_dir_refuses_the_working_directory(tmp_path, monkeypatch):
         with _io.atomic_dir("."):
             pass
     assert tmp_path.is_dir()
+
+
+def test_safetensors_own_temporary_file_is_written_where_a_rerun_cleans_it(tmp_path, monkeypatch):
+    """safetensors writes through ``.tmpXXXXXX`` beside the path it is given; a kill there left a stray
+    file in an extraction cache that no rerun removed. It must be given a path inside one of our own
+    temporary directories, which :func:`_io.remove_leftovers` recognises and removes."""
+    import torch
+
+    real, given = _io.save_file, []
+
+    def recording(tensors, path, metadata=None):
+        given.append(path)
+        real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(_io, "save_file", recording)
+    _io.write_safetensors(tmp_path / "out" / "x.safetensors", {"x": torch.ones(3)}, {"b": "1", "a": "2"})
+    (private,) = {os.path.dirname(p) for p in given}
+    assert _io.parse_leftover(os.path.basename(private)) == ("x.safetensors", "tmp")
+    assert os.path.dirname(private) == str(tmp_path / "out")
+    (tmp_path / "out" / "stray").mkdir()
+    os.replace(tmp_path / "out" / "stray", private)  # what a kill inside save_file would leave behind
+    _io.remove_leftovers(tmp_path / "out", lambda name: name == "x.safetensors")
+    assert sorted(e.name for e in (tmp_path / "out").iterdir()) == ["x.safetensors"]

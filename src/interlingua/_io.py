@@ -161,11 +161,28 @@ def check_finite(tensors: dict[str, torch.Tensor], path: str | Path, remedy: str
 def write_safetensors(
     target: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
-    """Write tensors as safetensors, atomically; the same tensors and metadata give the same bytes."""
+    """Write tensors as safetensors, atomically; the same tensors and metadata give the same bytes.
+
+    safetensors (≥ 0.5) itself writes through a ``.tmpXXXXXX`` file beside its target, a name
+    nothing here would recognise after a kill; so it writes inside a private temporary directory
+    named like every other leftover (``.NAME.xxxxxxxx.tmp``), and the file is renamed out of it.
+    """
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    with atomic_path(target) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-        _sort_metadata(tmp)
+    target = Path(target)
+    with disk_errors(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        private = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        with disk_errors(target):
+            tmp = private / target.name
+            save_file(tensors, str(tmp), metadata=metadata)
+            _sort_metadata(tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def _sort_metadata(path: Path) -> None:
