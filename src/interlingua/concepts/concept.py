@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,11 +152,26 @@ class Concept:
         missing = [k for k in ("name", "model", "hook", "method", "bias", "typical_norm") if k not in meta]
         if missing:
             raise InterlinguaError(f"{meta_path} lacks {', '.join(missing)}. {remedy}")
+        not_text = [k for k in ("name", "model", "hook", "method") if not isinstance(meta[k], str)]
+        not_number = [k for k in ("bias", "typical_norm") if isinstance(meta[k], bool)
+                      or not isinstance(meta[k], (int, float)) or not math.isfinite(meta[k])]
+        for wrong, what in ((not_text, "text"), (not_number, "a finite number")):
+            if wrong:
+                raise InterlinguaError(f"{meta_path}: {', '.join(f'{k}={meta[k]!r}' for k in wrong)} "
+                                       f"must be {what}. {remedy}")
+        if meta.get("read", "last") not in ("last", "words") or not all(
+                isinstance(meta.get(k, {}), dict) for k in ("metrics", "provenance")):
+            raise InterlinguaError(f"{meta_path}: read must be 'last' or 'words', metrics and provenance JSON "
+                                   f"objects. {remedy}")
         with _io.open_safetensors(tensor_path, remedy) as fh:
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
         absent = [k for k in _TENSORS if k not in tensors]
         if absent:
             raise InterlinguaError(f"{tensor_path} lacks the tensors {', '.join(absent)}. {remedy}")
+        shapes = {k: tuple(tensors[k].shape) for k in _TENSORS}
+        if any(len(shape) != 1 for shape in shapes.values()) or len(set(shapes.values())) != 1:
+            raise InterlinguaError(f"{tensor_path}: {', '.join(_TENSORS)} must be vectors of one length, not "
+                                   f"{', '.join(f'{k} {list(v)}' for k, v in shapes.items())}. {remedy}")
         _io.check_finite(tensors, tensor_path, remedy)
         concept = cls(name=meta["name"], model_name=meta["model"], hook=meta["hook"], method=meta["method"],
                       bias=meta["bias"], typical_norm=meta["typical_norm"], read=meta.get("read", "last"),
