@@ -22,6 +22,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 YES_NO = [{"positive": f"Person {i} said yes.", "negative": f"Person {i} said no."} for i in range(40)]
 
 
+def _spoiled_copies(good, where: dict, spoils: dict) -> None:
+    """A copy of the directory ``good`` per entry of ``spoils``, damaged by it; ``where[name]`` is its path."""
+    for name, spoil in spoils.items():
+        shutil.copytree(good, good.parent / name)
+        spoil(good.parent / name)
+        where[name] = str(good.parent / name)
+
+
 def _truncate(path, keep: float = 0.5) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
@@ -60,12 +68,10 @@ def world(tmp_path_factory, llama, llama_dir):
     good = Concept(name="yn", model_name=llama.name, hook="resid_post.1", method="diff_of_means",
                    weight=torch.randn(64), bias=0.0, mean=torch.zeros(64), std=torch.ones(64), typical_norm=1.0)
     good.save(root / "concept_ok")
-    for name, spoil in (("concept_truncated", lambda d: _truncate(d / "concept.safetensors")),
-                        ("concept_json_invalid", lambda d: (d / "concept.json").write_text("{not json")),
-                        ("concept_json_list", lambda d: (d / "concept.json").write_text("[]"))):
-        shutil.copytree(root / "concept_ok", root / name)
-        spoil(root / name)
-        w[name] = str(root / name)
+    _spoiled_copies(root / "concept_ok", w, {
+        "concept_truncated": lambda d: _truncate(d / "concept.safetensors"),
+        "concept_json_invalid": lambda d: (d / "concept.json").write_text("{not json"),
+        "concept_json_list": lambda d: (d / "concept.json").write_text("[]")})
     nan = Concept(**{**good.__dict__, "weight": good.weight.clone(), "model": None})
     nan.weight[3] = float("nan")
     nan.save(root / "concept_nan")
@@ -75,12 +81,10 @@ def world(tmp_path_factory, llama, llama_dir):
     sae = SparseAutoencoder(SAEConfig(architecture="topk", d_in=64, d_sae=32, k=4, hook_name="resid_post.1",
                                       model_name=str(llama_dir)))
     w["sae_ok"] = str(save_sae(sae, root / "sae_ok"))
-    for name, spoil in (("sae_truncated", lambda d: _truncate(d / "sae_weights.safetensors")),
-                        ("sae_cfg_invalid", lambda d: (d / "cfg.json").write_text("{")),
-                        ("sae_cfg_no_width", lambda d: (d / "cfg.json").write_text('{"architecture": "topk"}'))):
-        shutil.copytree(root / "sae_ok", root / name)
-        spoil(root / name)
-        w[name] = str(root / name)
+    _spoiled_copies(root / "sae_ok", w, {
+        "sae_truncated": lambda d: _truncate(d / "sae_weights.safetensors"),
+        "sae_cfg_invalid": lambda d: (d / "cfg.json").write_text("{"),
+        "sae_cfg_no_width": lambda d: (d / "cfg.json").write_text('{"architecture": "topk"}')})
     with torch.no_grad():
         sae.W_dec[0, 0] = float("nan")
     save_sae(sae, root / "sae_nan")
