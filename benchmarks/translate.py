@@ -113,8 +113,10 @@ def stats(rs: list[dict]) -> dict:
         out[f"median_{key}"] = median(values)
         out[f"defined_{key}"] = len(values)
     out["must_fail_passed"] = f"{sum(c['passed'] for c in must)}/{len(must)}"
-    out["all_must_fail_passed"] = sum(all(c["passed"] for c in r["controls"].values() if c["kind"] == "must_fail")
-                                      for r in rs)
+    passes = [all(c["passed"] for c in r["controls"].values() if c["kind"] == "must_fail") for r in rs]
+    out["all_must_fail_passed"] = sum(passes)
+    out["meets_goal"] = sum(ok and (r["fidelity_test"] or 0) >= 0.9 and (r["recovery_test"] or 0) >= 0.9
+                            for r, ok in zip(rs, passes))
     return out
 
 
@@ -279,14 +281,15 @@ def markdown(rows: list[dict], summary: list[dict], cost: dict | None, dtype) ->
                      f"**{cost['ratio_to_all_reads']}×** reading every text it needs once")
         lines += [line + f"; per step {cost['per_step']}.", ""]
     lines += ["| variant | translations | median fidelity test | median fidelity OOD | median AUROC test / OOD | "
-              "median recovery test | median recovery OOD | must-fail controls passed | translations passing all |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "median recovery test | median recovery OOD | must-fail controls passed | translations passing all | "
+              "fidelity and recovery test ≥ 0.9, all passed |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         lines.append(f"| {s['variant']}: {s['subset']} | {s['translations']} | {_f(s['median_fidelity_test'])} | "
                      f"{_f(s['median_fidelity_ood'])} | {_f(s['median_auroc_transfer_test'])} / "
                      f"{_f(s['median_auroc_transfer_ood'])} | {_f(s['median_recovery_test'])} | "
                      f"{_f(s['median_recovery_ood'])} ({s['defined_recovery_ood']} defined) | {s['must_fail_passed']} | "
-                     f"{s['all_must_fail_passed']} |")
+                     f"{s['all_must_fail_passed']} | {s['meets_goal']} |")
     lines += ["", MD_HEADER, *(md_row(r) for r in rows), ""]
     return "\n".join(lines)
 
