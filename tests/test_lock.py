@@ -124,3 +124,18 @@ def test_lock_is_reentrant_in_one_process_and_removed_on_release(tmp_path):
         assert _io.lock_path(target, beside=True).exists()
     assert not _io.lock_path(target, beside=True).exists()
     assert not target.exists()  # a lock beside the directory does not create it
+
+
+def test_a_filesystem_without_locks_is_written_with_a_warning(tmp_path, monkeypatch):
+    """Some network mounts refuse flock: the write goes on (nothing else can guard it) and the user is told."""
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning, match="does not support file locks.*run one at a time"):
+        with _io.writing(tmp_path / "out"):
+            _io.write_json(tmp_path / "out" / "x.json", {"ok": True})
+    assert _io.read_json(tmp_path / "out" / "x.json") == {"ok": True}

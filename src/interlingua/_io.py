@@ -17,6 +17,7 @@ import secrets
 import shutil
 import struct
 import tempfile
+import warnings
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
@@ -269,8 +270,11 @@ def _acquire(path: Path, directory: Path, wait: bool) -> int:
                 f"{directory} is being written by another interlingua process (pid {pid}); wait for it or "
                 "choose another --out."
             ) from None
-        except OSError as exc:  # a filesystem without locks (some network mounts): write unguarded
+        except OSError as exc:  # a filesystem without locks (some network mounts): write unguarded, and say so
             if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                warnings.warn(f"{directory}: this filesystem does not support file locks ({os.strerror(exc.errno)}), "
+                              "so a second interlingua process writing here at the same time would not be "
+                              "stopped; run one at a time.", stacklevel=4)
                 return fd
             os.close(fd)
             raise
