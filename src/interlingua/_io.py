@@ -93,22 +93,27 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; on success it is renamed onto ``target``."""
+    """Yield a temporary path for ``target``; on success it is renamed onto ``target``.
+
+    The path lies inside a private directory beside ``target``, named like every leftover
+    (``.NAME.xxxxxxxx.tmp``): writers that themselves write through a temporary file beside the
+    path they are given (safetensors ≥ 0.5 uses ``.tmpXXXXXX``) then leave nothing a kill could
+    strand under a name reruns do not recognise.
+    """
     target = Path(target)
     with disk_errors(target):
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+        private = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp_path = private / target.name
     try:
         with disk_errors(target):
             yield tmp_path
             with open(tmp_path, "rb") as fh:
                 os.fsync(fh.fileno())
-            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes files private
+            os.chmod(tmp_path, 0o666 & ~_umask())
             os.replace(tmp_path, target)
     finally:
-        tmp_path.unlink(missing_ok=True)
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def write_json(target: str | Path, obj: Any) -> None:
@@ -162,28 +167,11 @@ def check_finite(tensors: dict[str, torch.Tensor], path: str | Path, remedy: str
 def write_safetensors(
     target: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
-    """Write tensors as safetensors, atomically; the same tensors and metadata give the same bytes.
-
-    safetensors (≥ 0.5) itself writes through a ``.tmpXXXXXX`` file beside its target, a name
-    nothing here would recognise after a kill; so it writes inside a private temporary directory
-    named like every other leftover (``.NAME.xxxxxxxx.tmp``), and the file is renamed out of it.
-    """
+    """Write tensors as safetensors, atomically; the same tensors and metadata give the same bytes."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    target = Path(target)
-    with disk_errors(target):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        private = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        with disk_errors(target):
-            tmp = private / target.name
-            save_file(tensors, str(tmp), metadata=metadata)
-            _sort_metadata(tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, target)
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
+    with atomic_path(target) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+        _sort_metadata(tmp)
 
 
 def _sort_metadata(path: Path) -> None:

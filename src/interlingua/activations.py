@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -475,7 +476,7 @@ def _foreign_entries(out: Path, manifest: dict | None, job: dict) -> list[str]:
         name = entry.name
         if name == _io.LOCK_FILE:
             continue
-        if entry.is_file() and not entry.is_symlink() and _is_leftover(name):
+        if not entry.is_symlink() and _is_leftover(name):  # a killed write's private directory, or an older temporary file
             continue
         if manifest is not None and entry.is_file() and not entry.is_symlink() and _is_output_file(name):
             continue
@@ -497,7 +498,10 @@ def _clear_extraction(out: Path) -> None:
     """
     for entry in sorted(out.iterdir()):
         if entry.name != "manifest.json" and (_is_output_file(entry.name) or _is_leftover(entry.name)):
-            entry.unlink(missing_ok=True)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)
 
 
