@@ -258,3 +258,23 @@ def cli_files(tmp_path):
     concept = tmp_path / "yn.json"
     concept.write_text(json.dumps({"name": "yn", "train": yes_no[:24], "test": yes_no[24:34], "ood": yes_no[34:]}))
     return {"texts": str(texts), "concept": str(concept)}
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium WebDriver for the whole session (see tests/browser.py); skips with
+    what to install when Debian's chromium/chromium-driver or Selenium is missing."""
+    import browser as b
+
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        pytest.skip(f"browser tests: selenium is not installed; {b.INSTALL_HINT}")
+    found = b.find_browser()
+    if isinstance(found, str):
+        pytest.skip(f"browser tests: {found}; {b.INSTALL_HINT}")
+    driver = b.start_browser(*found)
+    try:
+        yield driver
+    finally:
+        driver.quit()
