@@ -51,7 +51,7 @@ def _ci(ci) -> str:
 
 
 def row_of(tr, variant: str, seconds: float, native_a, kind: str) -> dict:
-    m = tr.metrics
+    m = tr.to_json()  # the flat keys
     t, o = m["test"], m["ood"] or {}
     return {
         "concept": m["concept"], "kind": kind, "source": m["source"], "target": m["target"], "variant": variant,
@@ -66,7 +66,7 @@ def row_of(tr, variant: str, seconds: float, native_a, kind: str) -> dict:
         "recovery_ood": m["recovery_ood"], "recovery_ood_ci": m["recovery_ood_ci"],
         "recovery_note": t.get("recovery_note"),
         "auroc_bag_of_words_test": m["auroc_bag_of_words_test"], "auroc_bag_of_words_ood": m["auroc_bag_of_words_ood"],
-        "controls": {n: {k: c.get(k) for k in ("kind", "statistic", "value", "p_value", "difference_ci", "passed")}
+        "controls": {n: {k: getattr(c, k) for k in ("kind", "statistic", "value", "p_value", "difference_ci", "passed")}
                      for n, c in tr.controls.items()},
         "lam": m["selection"]["lam"], "seconds": round(seconds, 1), "cost": m["cost"],
         "fidelity_ood_undefined": o.get("fidelity_undefined"),
@@ -315,9 +315,9 @@ def standalone_cost(a, b, ds, native_a, cfg, generated) -> dict:
             else "label_free", "paired_forward_seconds": round(forward, 1), "translation_seconds": round(seconds, 1),
             "ratio": round(seconds / forward, 2), "concept_texts_forward_seconds": round(forward_concept, 1),
             "ratio_to_all_reads": round(seconds / (forward + forward_concept), 2),
-            "per_step": tr.metrics["cost"]["seconds_per_step"],
-            "tokens": {"shared_text": tr.metrics["shared_text"], "read_source": tr.metrics["cost"]["tokens_read_source"],
-                       "read_target": tr.metrics["cost"]["tokens_read_target"]}}
+            "per_step": tr.metrics.cost.seconds_per_step,
+            "tokens": {"shared_text": tr.metrics.shared_text.to_json(), "read_source": tr.metrics.cost.tokens_read_source,
+                       "read_target": tr.metrics.cost.tokens_read_target}}
 
 
 def curve(args, models, readers, grids, config, name: str) -> None:

@@ -18,14 +18,14 @@ def test_plural_noun_transfers_label_free_from_smollm2_to_gemma3():
     tr = translate_concept(ca, a, b, ds, TranslateConfig(layers_b=(4, 10), corpus_docs=30, n_boot=200),
                            reader_a=reader_a)
     m = tr.metrics
-    assert m["label_free"] and m["shared_text"]["per_source"] == {"corpus": 30}
-    assert m["fidelity_test"] >= 0.8 and m["fidelity_test_ci"][0] > 0.5, m
-    assert m["recovery_test"] is not None and m["recovery_test_ci"] is not None
-    assert m["shared_text"]["coverage"] > 0.95
+    assert m.label_free and m.shared_text.per_source == {"corpus": 30}
+    assert m.test.fidelity >= 0.8 and m.test.fidelity_ci[0] > 0.5, m
+    assert m.test.recovery is not None and m.test.recovery_ci is not None
+    assert m.shared_text.coverage > 0.95
     # every control is a test; on a lexical concept between two real models all of them pass
-    assert all(c["passed"] for c in tr.controls.values()), tr.controls
-    assert tr.controls["shuffled_pairing"]["p_value"] <= 0.01
+    assert all(c.passed for c in tr.controls.values()), tr.controls
+    assert tr.controls["shuffled_pairing"].p_value <= 0.01
     # a lexical concept: the translated direction is nearest to B's own plural direction among 24
-    assert m["retrieval"]["rank"] == 1, m["retrieval"]
-    assert m["neuron_search"]["p_value"] <= 0.01, m["neuron_search"]
+    assert m.retrieval.rank == 1, m.retrieval
+    assert m.neuron_search.p_value <= 0.01, m.neuron_search
     assert m["native_target_same_layers"]

@@ -1,5 +1,6 @@
 """Readout transfer: exact on a synthetic pair B = A·R + noise, and the whole pipeline on tiny models."""
 
+import json
 import pytest
 import torch
 
@@ -98,28 +99,57 @@ def test_translate_pipeline_on_tiny_models(llama, gemma, yes_no):
     tr = translate_concept(ca, llama, gemma, ds, TranslateConfig(layers_b=(1, 3), mlp=True, **FAST),
                            extra_texts=["Some extra words, as if sampled from the source model."])
     m = tr.metrics
-    assert m["shared_text"]["per_source"] == {"corpus": 12, "extra": 1} and m["label_free"] is True
-    assert set(m["methods"]) == {"readout_transfer", "procrustes_map", "mlp_readout"}
-    assert {"r2_train", "r2_heldout", "linear_r2_heldout", "overfit", "beats_linear"} <= set(m["methods"]["mlp_readout"])
-    assert m["retrieval"]["k"] == 24 and 1 <= m["retrieval"]["rank"] <= 24  # 23 built-ins + this one
-    assert m["neuron_search"]["n_units"] == gemma.model.config.intermediate_size
-    assert m["source"] == "tiny-llama" and m["target_hook"] in ("resid_post.1", "resid_post.3")
+    assert m.shared_text.per_source == {"corpus": 12, "extra": 1} and m.label_free is True
+    assert set(m.methods) == {"readout_transfer", "procrustes_map", "mlp_readout"}
+    assert {"r2_train", "r2_heldout", "linear_r2_heldout", "overfit", "beats_linear"} <= set(m.methods["mlp_readout"].extra)
+    assert m.retrieval.k == 24 and 1 <= m.retrieval.rank <= 24  # 23 built-ins + this one
+    assert m.neuron_search.n_units == gemma.model.config.intermediate_size
+    assert m.source == "tiny-llama" and m.target_hook in ("resid_post.1", "resid_post.3")
+    assert m.test.recovery is not None and m.ood.fidelity is not None and m.test.rank_correlation is not None
+    flat = tr.to_json()  # the JSON keeps the flat keys scripts read before results had types
     for key in ("recovery_test", "recovery_ood", "auroc_native_target", "auroc_transfer_test", "source_layer",
                 "target_layer", "fidelity_test", "fidelity_ood", "recovery_test_ci", "recovery_ood_ci", "shared_text",
-                "auroc_bag_of_words_test", "rank_correlation_test"):
-        assert key in m, key
-    assert m["native_target_same_layers"] is True and m["native_target_layers"] == [1, 3]
+                "auroc_bag_of_words_test", "rank_correlation_test", "fidelity_test_null", "fidelity_ood_null"):
+        assert key in flat, key
+    assert flat["fidelity_test"] == m.test.fidelity and flat["recovery_ood_ci"] == m.ood.recovery_ci
+    assert flat["fidelity_test_null"]["draws"] == 20 and "runs" not in flat["fidelity_test_null"]
+    assert m.native_target_same_layers is True and m.native_target_layers == [1, 3]
     assert set(tr.controls) == {"shuffled_pairing", "label_shuffle", "synthetic_target"}
     for name, c in tr.controls.items():
-        assert {"kind", "must", "passed", "statistic"} <= set(c), name
-        if c["kind"] == "must_fail":
-            assert c["p_value"] is not None and c["draws"] == 20
+        assert c.kind and c.must and c.statistic, name
+        if c.kind == "must_fail":
+            assert c.p_value is not None and c.draws == 20 and len(c.null("test").runs) == 20
     assert len(tr.layer_map) == 2 and tr.target.weight.shape == (64,)
-    assert {(r["hook_a"], r["hook_b"]) for r in tr.layer_pair_map} == {
+    assert {(r.hook_a, r.hook_b) for r in tr.layer_pair_map} == {
         ("resid_post.1", "resid_post.1"), ("resid_post.1", "resid_post.3"),
         ("resid_post.2", "resid_post.1"), ("resid_post.2", "resid_post.3")}
-    assert {"value", "band", "p_value"} <= set(m["cka_debiased_chosen_pair"])
-    assert m["cost"]["tokens_read_source"] > 0
+    assert m.cka_debiased_chosen_pair.band is not None and m.cka_debiased_chosen_pair.p_value is not None
+    assert m.cost.tokens_read_source > 0
+    # per-text scores of both models, and the examples with both models' per-word scores
+    assert set(tr.scores) == {"test", "ood"} and len(tr.scores["test"].score_a) == len(ds.split("test"))
+    kinds = {(e.split, e.kind) for e in tr.examples}
+    assert ("test", "disagree") in kinds and ("test", "agree") in kinds
+    for e in tr.examples:
+        assert e.text == tr.scores[e.split].texts[e.index]
+        for tokens in (e.tokens_a, e.tokens_b):
+            assert tokens.spans and all(0 <= s < t <= len(e.text) for s, t, _ in tokens.spans)
+    assert e.tokens_a.model == "tiny-llama" and e.tokens_b.model == "tiny-gemma3"
+
+
+def test_translation_json_round_trips_through_the_typed_results(llama, gemma, yes_no, tmp_path):
+    """Saved and loaded, a translation gives back equal typed results and the same JSON, key for key."""
+    from interlingua.translate import Translation
+
+    ds, ca = yes_no
+    tr = translate_concept(ca, llama, gemma, ds, layers_b=(3,), controls=("all",), **FAST)
+    back = Translation.load(tr.save(tmp_path / "tr"))
+    assert back.metrics == tr.metrics and back.controls == tr.controls and back.examples == tr.examples
+    assert back.to_json() == tr.to_json()
+    blob = json.loads((tmp_path / "tr" / "translation.json").read_text())
+    blob["metrics"]["a_key_from_a_newer_version"] = {"kept": True}
+    again = Translation.parts_from_json(blob)["metrics"]
+    assert again.extra == {"a_key_from_a_newer_version": {"kept": True}}
+    assert again.to_json()["a_key_from_a_newer_version"] == {"kept": True}
 
 
 def test_concept_texts_are_scored_out_of_fold(llama, gemma, yes_no):
@@ -152,10 +182,10 @@ def test_all_controls_run_on_tiny_models(llama, gemma, yes_no):
     assert set(tr.controls) == {"shuffled_pairing", "label_shuffle", "off_by_one", "random_init_target",
                                 "lexical_only_target", "synthetic_target"}
     for name, res in tr.controls.items():
-        assert {"value", "must", "passed"} <= set(res), name
-        if res["kind"] == "floor":
-            assert res["difference_ci"] is not None
-    assert tr.controls["synthetic_target"]["passed"], tr.controls["synthetic_target"]
+        assert res.must and res.statistic, name
+        if res.kind == "floor":
+            assert res.difference_ci is not None and res.real is not None
+    assert tr.controls["synthetic_target"].passed, tr.controls["synthetic_target"]
 
 
 def test_sae_latents_join_the_unit_search(llama, gemma, yes_no):
@@ -172,9 +202,9 @@ def test_sae_latents_join_the_unit_search(llama, gemma, yes_no):
         sae.W_enc[:, 17] = w * 1e3  # ... except 17, which reads the translated direction
         sae.b_enc[17] = -1e3 * float((w @ plain.target.mean)) + 1e4
     tr = translate_concept(ca, llama, gemma, ds, layers_b=(3,), controls=(), target_sae=sae, **FAST)
-    found = tr.metrics["sae_latent_search"]
-    assert found["hook"] == "resid_post.3" and found["n_units"] == 48
-    assert found["top"][0]["unit"] == 17
+    found = tr.metrics.sae_latent_search
+    assert found.extra["hook"] == "resid_post.3" and found.n_units == 48
+    assert found.top[0]["unit"] == 17
 
 
 def test_bad_configuration_is_refused_before_any_work(llama, gemma, yes_no):
@@ -208,18 +238,21 @@ def test_translation_save_killed_at_any_instant_loads_one_whole_translation(tmp_
                        weight=torch.randn(8, generator=g), bias=0.0, mean=torch.zeros(8), std=torch.ones(8),
                        typical_norm=1.0)
 
-    old = Translation(source=concept(1), target=concept(2), metrics={"run": "old"})
-    new = Translation(source=concept(3), target=concept(4), metrics={"run": "new"}, controls={"x": {"passed": True}})
+    from interlingua.translate.results import ControlResult, TranslationMetrics
+
+    old = Translation(source=concept(1), target=concept(2), metrics=TranslationMetrics(concept="old"))
+    new = Translation(source=concept(3), target=concept(4), metrics=TranslationMetrics(concept="new"),
+                      controls={"x": ControlResult(passed=True)})
     old.save(tmp_path / "out" / "tr")
     shots = kill_instants(tmp_path / "out", lambda: new.save(tmp_path / "out" / "tr"))
     runs = []
     for shot in shots:
         back = Translation.load(shot / "tr")
-        want = old if back.metrics["run"] == "old" else new
+        want = old if back.metrics.concept == "old" else new
         assert (back.source.hook, back.target.hook, back.controls) == (want.source.hook, want.target.hook,
                                                                        want.controls), shot
         assert torch.equal(back.target.weight, want.target.weight)
-        runs.append(back.metrics["run"])
+        runs.append(back.metrics.concept)
     assert runs[0] == "old" and runs[-1] == "new"
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "results.csv").write_text("1,2")

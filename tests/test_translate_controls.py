@@ -154,11 +154,11 @@ def test_p_value_and_band_coverage():
 def test_shuffled_pairing_fails_on_planted_independence_and_passes_on_planted_signal():
     ctx, _ = planted(signal_pairing=False)
     bad = run_controls(["shuffled_pairing"], ctx)["shuffled_pairing"]
-    assert not bad["passed"] and bad["p_value"] > 0.01
-    assert len(bad["splits"]["test"]["fidelity"]["runs"]) == 200  # the record keeps the null runs
+    assert not bad.passed and bad.p_value > 0.01
+    assert len(bad.null("test", "fidelity").runs) == 200  # the record keeps the null runs
     ctx, _ = planted(signal_pairing=True)
     good = run_controls(["shuffled_pairing"], ctx)["shuffled_pairing"]
-    assert good["passed"] and good["p_value"] == pytest.approx(1 / 201, abs=1e-5), good
+    assert good.passed and good.p_value == pytest.approx(1 / 201, abs=1e-5), good
 
 
 def test_independent_transfer_is_not_distinguishable_from_its_null_even_when_it_looks_high():
@@ -168,8 +168,8 @@ def test_independent_transfer_is_not_distinguishable_from_its_null_even_when_it_
     for seed in range(4):
         ctx, _ = planted(signal_pairing=False, seed=seed, draws=200)
         rec = run_controls(["shuffled_pairing"], ctx)["shuffled_pairing"]
-        null_mean = sum(rec["splits"]["test"]["auroc"]["runs"]) / 200
-        seen.append((rec["passed"], abs(null_mean - 0.5) < 0.1))
+        null_mean = sum(rec.null("test", "auroc").runs) / 200
+        seen.append((rec.passed, abs(null_mean - 0.5) < 0.1))
     assert not any(p for p, _ in seen)
     assert all(m for _, m in seen)  # the null's mean is at chance every time, and tells nothing
 
@@ -177,18 +177,18 @@ def test_independent_transfer_is_not_distinguishable_from_its_null_even_when_it_
 def test_label_shuffle_fails_when_a_learned_noise_and_passes_on_a_real_concept():
     ctx, _ = planted(signal_labels=False)
     bad = run_controls(["label_shuffle"], ctx)["label_shuffle"]
-    assert not bad["passed"]
+    assert not bad.passed
     ctx, _ = planted(signal_labels=True)
     good = run_controls(["label_shuffle"], ctx)["label_shuffle"]
-    assert good["passed"] and good["p_value"] <= 0.01, good
+    assert good.passed and good.p_value <= 0.01, good
 
 
 def test_floor_fails_when_the_floor_model_is_the_real_model():
     ctx, _ = planted()
     same = run_controls(["random_init_target"], _with_floor(ctx, "same"))["random_init_target"]
-    assert not same["passed"] and same["difference_ci"][0] <= 0 <= same["difference_ci"][1]
+    assert not same.passed and same.difference_ci[0] <= 0 <= same.difference_ci[1]
     noise = run_controls(["random_init_target"], _with_floor(ctx, "noise"))["random_init_target"]
-    assert noise["passed"] and noise["difference_ci"][0] > 0
+    assert noise.passed and noise.difference_ci[0] > 0
 
 
 def _with_floor(ctx, kind):
@@ -221,15 +221,15 @@ def _copies(no_copies):
 def test_off_by_one_is_a_floor_the_real_alignment_beats():
     ctx, w = planted()
     ctx.pairs.b_shifted = {h: w.b(torch.randn(len(v), K, generator=w.gen)) for h, v in ctx.pairs.b.items()}
-    assert run_controls(["off_by_one"], ctx)["off_by_one"]["passed"]  # one token early holds nothing: beaten
+    assert run_controls(["off_by_one"], ctx)["off_by_one"].passed  # one token early holds nothing: beaten
     ctx.pairs.b_shifted = dict(ctx.pairs.b)  # one token early reads the same as the aligned token: not beaten
-    assert not run_controls(["off_by_one"], ctx)["off_by_one"]["passed"]
+    assert not run_controls(["off_by_one"], ctx)["off_by_one"].passed
 
 
 def test_synthetic_target_passes_through_the_whole_path_and_fails_with_nothing_planted():
     ctx, _ = planted()
     good = run_controls(["synthetic_target"], ctx)["synthetic_target"]
-    assert good["passed"] and good["value"] >= 0.95 and good["abs_cosine_planted"] >= 0.9, good
+    assert good.passed and good.value >= 0.95 and good.extra["abs_cosine_planted"] >= 0.9, good
     ctx, _ = planted(signal_pairing=False)
     from interlingua.translate.controls import synthetic_target
 

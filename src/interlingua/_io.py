@@ -116,10 +116,15 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         shutil.rmtree(private, ignore_errors=True)
 
 
+def write_text(target: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8), atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def write_json(target: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
-    with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def read_json(path: str | Path) -> Any:

@@ -206,82 +206,14 @@ def _concept_find(args) -> None:
         print(f"  saved to {args.out}")
 
 
-def _fmt_ci(ci) -> str:
-    return "" if not ci else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+def cmd_report(args) -> None:
+    from interlingua.report import render_saved
+    from interlingua.report.serve import serve
 
-
-def _fmt(v) -> str:
-    return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
-def _print_translation(tr) -> None:
-    m = tr.metrics
-    st = m["shared_text"]
-    sources = ", ".join(f"{k} {v}" for k, v in st["per_source"].items())
-    print(f"{m['concept']}: {m['source']} {m['source_hook']} → {m['target']} {m['target_hook']} "
-          f"({'label-free' if m['label_free'] else 'with out-of-fold concept texts'} shared text: {sources} "
-          f"documents, {m['n_words']:,} aligned words)")
-    sel = m["selection"]
-    print(f"  B hook and λ chosen by the cross-validated rank correlation with A's score over {sel['folds']} folds "
-          f"of whole documents: {sel['hook_b']}, λ {sel['lam']:g} (ρ {sel['cv_rho']}, R² {sel['cv_r2']}; a selection "
-          "criterion)")
-    for split in ("test", "ood"):
-        r = m.get(split)
-        if not r:
-            continue
-        null = m.get(f"fidelity_{split}_null") or {}
-        p = f", null p {null['p_value']:.3g} over {null['draws']} draws" if null.get("p_value") is not None else ""
-        fid = r["fidelity"]
-        fid_text = (f"{_fmt(fid)}{_fmt_ci(r['fidelity_ci'])}{p}" if fid is not None
-                    else f"undefined ({r.get('fidelity_undefined')})")
-        print(f"  {split:<4} fidelity to A {fid_text}; rank correlation {_fmt(r['rank_correlation'])}")
-        rec = r.get("recovery")
-        rec_text = (f"{_fmt(rec)}{_fmt_ci(r.get('recovery_ci'))}" if rec is not None
-                    else f"undefined ({r.get('recovery_undefined', 'no native probe')})")
-        print(f"       label AUROC: A {_fmt(r['auroc_source'])}, translated B {_fmt(r['auroc'])}{_fmt_ci(r['auroc_ci'])}, "
-              f"B's own probe {_fmt(r.get('auroc_native_target'))}, bag of words {_fmt(r['auroc_bag_of_words'])} → "
-              f"recovery {rec_text}" + (f" ({r['recovery_note']})" if r.get("recovery_note") else ""))
-    print("  other methods (A's readout carried into B):")
-    for name, r in m["methods"].items():
-        if name == "readout_transfer":
-            continue
-        t, o = r.get("test") or {}, r.get("ood") or {}
-        print(f"    {name:<18} fidelity test {_fmt(t.get('fidelity'))} / OOD {_fmt(o.get('fidelity'))}; label AUROC "
-              f"{_fmt(t.get('auroc'))} / {_fmt(o.get('auroc'))}"
-              + (f"; held-out R² {r['r2_heldout']} vs linear {r['linear_r2_heldout']}" if "r2_heldout" in r else ""))
-    rt = m["retrieval"]
-    print(f"  direction retrieval: rank {rt['rank']} of {rt['k']} built-in concepts' native B directions "
-          f"(chance top-1 {rt['chance_top1']}); cosine {rt['cosine_true']}; nearest "
-          + ", ".join(f"{n} {c}" for n, c in rt["nearest"]))
-    for key, what in (("neuron_search", "MLP neurons"), ("sae_latent_search", "SAE latents")):
-        ns = m.get(key)
-        if not ns:
-            continue
-        if "skipped" in ns:
-            print(f"  {what}: skipped ({ns['skipped']})")
-            continue
-        print(f"  {what} ({ns['n_units']}): best |corr| {ns['best_abs_corr']} (unit {ns['top'][0]['unit']}; "
-              f"null p {ns['p_value']:.3g}), alone as a detector AUROC test {ns['best_unit_auroc_test']}")
-    for name, c in tr.controls.items():
-        if c["kind"] == "must_fail":
-            detail = f"{c['statistic']} {c['value']}, p {c['p_value']} over {c['draws']} null draws"
-        elif c["kind"] == "floor":
-            detail = f"floor {c['value']} vs real {c['real']}, difference CI {c['difference_ci']}"
-        else:
-            detail = f"{c['statistic']} {c['value']}"
-        print(f"  control {name:<20} {'ok  ' if c['passed'] else 'FAIL'} ({c['kind']}) {detail}")
-    print("  B layer sweep (cross-validated rank correlation with A's score at its best λ): "
-          + ", ".join(f"{r['hook_b']} {r['cv_rho']}" for r in tr.layer_map))
-    ck = m["cka_debiased_chosen_pair"]
-    print(f"  debiased CKA {m['source_hook']} × {m['target_hook']}: {ck['value']} (document-permutation null p "
-          f"{ck['p_value']}, band {ck.get('band')})")
-    hooks_b = list(dict.fromkeys(r["hook_b"] for r in tr.layer_pair_map))
-    print("  layer-pair map, debiased CKA on standardised activations (A rows × B columns):")
-    print("    " + " " * 16 + "".join(f"{h:>15}" for h in hooks_b))
-    for ha in dict.fromkeys(r["hook_a"] for r in tr.layer_pair_map):
-        vals = {r["hook_b"]: r["cka_debiased"] for r in tr.layer_pair_map if r["hook_a"] == ha}
-        print(f"    {ha:<16}" + "".join(f"{vals[h]:>15.3f}" for h in hooks_b))
-    print(f"  {m['cost']['seconds']:.0f} s")
+    path = render_saved(args.dir)
+    print(f"report: {path}")
+    if args.serve:
+        serve(path.parent, port=args.port)
 
 
 def _translate_config(args):
@@ -310,6 +242,7 @@ def _translate(args, config) -> None:
     from interlingua import _io
     from interlingua.concepts import Concept, find_concept, load_concept
     from interlingua.models import load_model
+    from interlingua.report import translation, write_report
     from interlingua.sae import load_sae
     from interlingua.translate import Translation, translate_concept
 
@@ -331,13 +264,15 @@ def _translate(args, config) -> None:
         generated = concept_texts(model_a, concept_a, args.generate, seed=args.seed, description=dataset.description,
                                   progress=not args.json)
     tr = translate_concept(concept_a, model_a, model_b, dataset, config, generated=generated, target_sae=sae)
+    report_path = None
     if args.out:
         tr.save(args.out)
+        report_path = write_report(translation.html(tr), args.out)
     if args.json:
         return _print_json({**tr.to_json(), "saved_to": args.out})
-    _print_translation(tr)
+    print(translation.text(tr))
     if args.out:
-        print(f"  saved to {args.out}")
+        print(f"  saved to {args.out}; report: {report_path}")
 
 
 def _layers(text: str | None) -> tuple[int, ...] | None:
@@ -476,9 +411,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--controls", default="shuffled_pairing,label_shuffle,synthetic_target",
                    help="comma-separated controls, or 'all' (adds off_by_one, random_init_target, lexical_only_target)")
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
-    s.add_argument("--out", help="save source and translated concepts and translation.json here")
+    s.add_argument("--out", help="save source and translated concepts, translation.json and report.html here")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_translate)
+
+    s = sub.add_parser("report", help="re-draw DIR/report.html from the results saved there (nothing recomputed)",
+                       description="Re-render the HTML report of a saved run (translate, demo, audit, steer, sae eval, "
+                                   "sae match, toy reproduce) from its JSON alone; --serve shows it on 127.0.0.1.")
+    s.add_argument("dir", help="the --out directory of a command that saved results")
+    s.add_argument("--serve", action="store_true", help="serve DIR on http://127.0.0.1:PORT until interrupted")
+    s.add_argument("--port", type=non_negative_int, default=8000, help="port for --serve (0: any free port)")
+    s.set_defaults(fn=cmd_report)
 
     from interlingua.toy.cli import add_toy_parser
 

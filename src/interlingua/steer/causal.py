@@ -102,7 +102,7 @@ def causal_check(
     native.bind(model_b)
     norm = native.typical_norm  # one typical norm for all three directions: the added norms match exactly
     if judge_b is None:
-        judge_b = _best_detector(model_b, dataset, translation.metrics.get("native_target_hook"), native)
+        judge_b = _best_detector(model_b, dataset, translation.metrics.native_target_hook, native)
     judges = [make_judge(f"A:{model_a.name}", concept_a, dataset), make_judge(f"B:{model_b.name}", judge_b, dataset)]
     ev = Evaluator(model_b, list(prompts or DEFAULT_PROMPTS), judges, token_sets=concept_token_sets(model_b, dataset),
                    settings=settings or Settings(), progress=progress)
@@ -157,8 +157,8 @@ def causal_check(
         "native_steers": primary["native_steers"], "by_judge": by_judge,
         "judges": [{"name": j.name, "model": j.concept.model_name, "hook": j.concept.hook, "gap": j.gap} for j in judges],
         "prompt_prefix": prefix, "targets": TARGETS, "rows": rows,
-        "translation": {k: translation.metrics.get(k) for k in ("auroc_transfer_test", "auroc_native_target",
-                                                                "recovery_test", "retrieval")},
+        "translation": {k: translation.to_json().get(k) for k in ("auroc_transfer_test", "auroc_native_target",
+                                                                  "recovery_test", "retrieval")},
     }
 
 

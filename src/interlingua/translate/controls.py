@@ -38,6 +38,7 @@ from interlingua.translate.evaluate import EvalSplit
 from interlingua.translate.nulls import ALPHA, document_permutations, null_summary, percentile_interval
 from interlingua.translate.pairs import WordPairs
 from interlingua.translate.readout import RidgeCV, RidgeSelection
+from interlingua.translate.results import ControlResult
 
 
 @dataclass
@@ -100,9 +101,10 @@ def check_names(names) -> tuple[str, ...]:
     return names
 
 
-def run_controls(names, ctx: ControlContext) -> dict:
+def run_controls(names, ctx: ControlContext) -> dict[str, ControlResult]:
     """Run the named controls in order; each result records its kind."""
-    return {name: {"kind": CONTROLS[name][0], **CONTROLS[name][1](ctx)} for name in check_names(names)}
+    return {name: ControlResult.from_json({"kind": CONTROLS[name][0], **CONTROLS[name][1](ctx)})
+            for name in check_names(names)}
 
 
 def _null_test(ctx: ControlContext, sel: RidgeSelection, *, statistics: tuple[str, ...]) -> dict:

@@ -24,6 +24,7 @@ import torch
 
 from interlingua.metrics import _average_ranks, auroc
 from interlingua.translate.nulls import auroc_resampled, bootstrap_counts, percentile_interval
+from interlingua.translate.results import SplitResult
 
 MIN_NATIVE_GAP = 0.05  # native AUROC within this of 0.5: recovery is undefined
 
@@ -91,7 +92,7 @@ class EvalSplit:
             return auroc_resampled(scores_b, self.labels, self.counts)
         return auroc(scores_b, self.labels)
 
-    def evaluate(self, scores_b: torch.Tensor) -> dict:
+    def evaluate(self, scores_b: torch.Tensor) -> SplitResult:
         """Fidelity, label AUROC, recovery and their paired bootstrap intervals for B scores ``[m]``."""
         s = scores_b.double()
         fid = self.fidelity(s)
@@ -128,7 +129,7 @@ class EvalSplit:
                 out["recovery_undefined"] = f"B's own probe is near chance on {self.name} (AUROC {_r(native)})"
             elif rec > 1:
                 out["recovery_note"] = "B's translated readout beats B's own probe"
-        return out
+        return SplitResult(**out)
 
 
 def _r(x: float | None) -> float | None:

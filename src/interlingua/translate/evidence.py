@@ -21,6 +21,7 @@ from interlingua.similarity import cka_matrix, standardise
 from interlingua.translate.evaluate import EvalSplit
 from interlingua.translate.nulls import document_permutations, null_summary
 from interlingua.translate.pairs import WordPairs
+from interlingua.translate.results import LayerPair, MethodResult
 
 
 def _z(x: torch.Tensor) -> torch.Tensor:
@@ -28,7 +29,7 @@ def _z(x: torch.Tensor) -> torch.Tensor:
 
 
 def layer_pair_map(pairs: WordPairs, hooks_a: Sequence[str], hooks_b: Sequence[str], *, n: int = 1000,
-                   seed: int = 0) -> list[dict]:
+                   seed: int = 0) -> list[LayerPair]:
     """Debiased CKA between every A hook and every B hook on a random subsample of aligned words.
 
     Each side is standardised per dimension first: on raw activations a few massive outlier
@@ -36,7 +37,7 @@ def layer_pair_map(pairs: WordPairs, hooks_a: Sequence[str], hooks_b: Sequence[s
     """
     rows = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))[:n]
     cka = cka_matrix([_z(pairs.a[h][rows]) for h in hooks_a], [_z(pairs.b[h][rows]) for h in hooks_b])
-    return [{"hook_a": ha, "hook_b": hb, "cka_debiased": round(float(cka[i, j]), 4)}
+    return [LayerPair(hook_a=ha, hook_b=hb, cka_debiased=round(float(cka[i, j]), 4))
             for i, ha in enumerate(hooks_a) for j, hb in enumerate(hooks_b)]
 
 
@@ -69,17 +70,15 @@ def cka_test(pairs: WordPairs, hook_a: str, hook_b: str, *, draws: int = 200, n:
 
 
 def procrustes_method(concept_a: Concept, pairs: WordPairs, groups: torch.Tensor, hook_b: str,
-                      splits: dict[str, EvalSplit]) -> dict:
+                      splits: dict[str, EvalSplit]) -> MethodResult:
     """A's readout carried into B through an orthogonal map between whitened principal subspaces,
     fitted on the unlabelled aligned words only (k chosen on held-out documents)."""
     from interlingua.translate.maps import fit_procrustes_map
 
     gmap = fit_procrustes_map(pairs.a[concept_a.hook], pairs.b[hook_b], groups=groups)
     readout = gmap.pull_readout(concept_a.readout)
-    out = {"target_hook": hook_b, **gmap.info}
-    for name, split in splits.items():
-        out[name] = split.evaluate(readout(split.xb[hook_b]))
-    return out
+    return MethodResult(target_hook=hook_b, extra=dict(gmap.info),
+                        **{name: split.evaluate(readout(split.xb[hook_b])) for name, split in splits.items()})
 
 
 def direction_retrieval(name: str, readout: Readout, reader_b: Reader, hook_b: str, pairs: WordPairs,

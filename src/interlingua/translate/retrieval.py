@@ -56,4 +56,4 @@ def retrieval(readout: Readout, concept: str, natives: dict[str, torch.Tensor], 
     rank = order.index(concept) + 1 if concept in cos else None
     return {"rank": rank, "k": len(cos), "top1": rank == 1, "chance_top1": round(1 / len(cos), 4),
             "cosine_true": round(cos[concept], 4) if concept in cos else None,
-            "nearest": [(n, round(cos[n], 4)) for n in order[:3]]}
+            "nearest": [[n, round(cos[n], 4)] for n in order[:3]]}

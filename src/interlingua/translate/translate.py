@@ -38,7 +38,11 @@ from interlingua.models.loaded import LoadedModel
 from interlingua.translate.controls import DEFAULT_CONTROLS, ControlContext, check_names, read_floor_factory, run_controls
 from interlingua.translate.evaluate import MIN_NATIVE_GAP, EvalSplit, recovery
 from interlingua.translate.pairs import WordPairs, paired_words
+from interlingua.translate.examples import pick_examples, split_scores, with_word_scores
 from interlingua.translate.readout import LAMBDAS, RidgeCV, cost_weights, document_folds, fit_mlp_transfer
+from interlingua.translate.results import (ControlResult, Cost, Example, LayerPair, LayerRow, MethodResult, NullTest,
+                                           Retrieval, Selection, SharedTextInfo, SplitScores, TranslationMetrics,
+                                           UnitSearch)
 from interlingua.translate.shared_text import CONCEPT_TRAIN, SharedText, build_shared_text
 
 __all__ = ["TranslateConfig", "Translation", "recovery", "source_scores", "translate_concept"]
@@ -90,14 +94,22 @@ class TranslateConfig:
 
 @dataclass
 class Translation:
-    """A concept of A carried into B, with the evidence for the match."""
+    """A concept of A carried into B, with the evidence for the match.
+
+    ``metrics`` holds the headline numbers, ``controls`` each control's verdict, ``layer_map``
+    B's candidate hooks and ``layer_pair_map`` the CKA of every pair of hooks; ``scores`` keeps
+    both models' score of every evaluation text and ``examples`` the texts where they agree and
+    disagree most, scored at every word by both (what the report draws).
+    """
 
     source: Concept
     target: Concept
-    metrics: dict
-    controls: dict = field(default_factory=dict)
-    layer_map: list[dict] = field(default_factory=list)
-    layer_pair_map: list[dict] = field(default_factory=list)
+    metrics: TranslationMetrics
+    controls: dict[str, ControlResult] = field(default_factory=dict)
+    layer_map: list[LayerRow] = field(default_factory=list)
+    layer_pair_map: list[LayerPair] = field(default_factory=list)
+    scores: dict[str, SplitScores] = field(default_factory=dict)
+    examples: list[Example] = field(default_factory=list)
 
     FILES = ("source", "target", "translation.json")
     WHAT = "a saved translation (source/, target/, translation.json)"
@@ -115,9 +127,7 @@ class Translation:
             with _io.atomic_dir(directory) as tmp:
                 self.source.save(tmp / "source")
                 self.target.save(tmp / "target")
-                _io.write_json(tmp / "translation.json", {"metrics": self.metrics, "controls": self.controls,
-                                                          "layer_map": self.layer_map,
-                                                          "layer_pair_map": self.layer_pair_map})
+                _io.write_json(tmp / "translation.json", self.file_json())
         return directory
 
     @classmethod
@@ -127,13 +137,39 @@ class Translation:
         meta_path = directory / "translation.json"
         meta = _io.read_json(meta_path) if meta_path.is_file() else {}
         return cls(source=Concept.load(directory / "source"), target=Concept.load(directory / "target"),
-                   metrics=meta.get("metrics", {}), controls=meta.get("controls", {}),
-                   layer_map=meta.get("layer_map", []), layer_pair_map=meta.get("layer_pair_map", []))
+                   **cls.parts_from_json(meta))
+
+    @staticmethod
+    def parts_from_json(meta: dict) -> dict:
+        """The typed parts of ``translation.json`` (missing parts of older files are empty)."""
+        return {"metrics": TranslationMetrics.from_json(meta.get("metrics", {})),
+                "controls": {k: ControlResult.from_json(v) for k, v in meta.get("controls", {}).items()},
+                "layer_map": [LayerRow.from_json(r) for r in meta.get("layer_map", [])],
+                "layer_pair_map": [LayerPair.from_json(r) for r in meta.get("layer_pair_map", [])],
+                "scores": {k: SplitScores.from_json(v) for k, v in meta.get("scores", {}).items()},
+                "examples": [Example.from_json(e) for e in meta.get("examples", [])]}
+
+    def metrics_json(self) -> dict:
+        """The metrics' JSON, with the shuffled-pairing null of fidelity per split beside them."""
+        out = self.metrics.to_json()
+        shuffled = self.controls.get("shuffled_pairing")
+        for split in ("test", "ood"):
+            null = shuffled.null(split, "fidelity") if shuffled else None
+            out[f"fidelity_{split}_null"] = None if null is None else null.without_runs().to_json()
+        return out
+
+    def file_json(self) -> dict:
+        """What ``translation.json`` holds."""
+        return {"metrics": self.metrics_json(), "controls": {k: c.to_json() for k, c in self.controls.items()},
+                "layer_map": [r.to_json() for r in self.layer_map],
+                "layer_pair_map": [r.to_json() for r in self.layer_pair_map],
+                "scores": {k: s.to_json() for k, s in self.scores.items()},
+                "examples": [e.to_json() for e in self.examples]}
 
     def to_json(self) -> dict:
-        """Everything the CLI's ``--json`` prints: the metrics, controls and maps."""
-        return {**self.metrics, "controls": self.controls, "layer_map": self.layer_map,
-                "layer_pair_map": self.layer_pair_map}
+        """Everything the CLI's ``--json`` prints: the metrics (flat), controls, maps, scores and examples."""
+        parts = self.file_json()
+        return {**parts.pop("metrics"), **parts}
 
 
 def default_layers(model: LoadedModel) -> tuple[int, ...]:
@@ -316,31 +352,36 @@ def translate_concept(
                                                          hook_b, splits, cfg.seed)
     timings["evidence"] = time.perf_counter() - t0
 
-    metrics = _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, results, controls, shared, pairs,
-                       evidence, layers_b, cfg)
-    metrics["cost"] = {"seconds": round(time.perf_counter() - t_start, 2),
-                       "seconds_per_step": {k: round(v, 2) for k, v in timings.items()},
-                       "tokens_read_source": reader_a.tokens_read - tokens0[0],
-                       "tokens_read_target": reader_b.tokens_read - tokens0[1]}
     layer_rows = []
     for i, h in enumerate(selection.hooks):
         best = int(selection.cv_rho[i, :, 0].argmax())
-        layer_rows.append({"hook_b": h, "cv_rho": round(float(selection.cv_rho[i, best, 0]), 4),
-                           "cv_r2": round(float(selection.cv_r2[i, best, 0]), 4), "lam": selection.lams[best]})
+        layer_rows.append(LayerRow(hook_b=h, cv_rho=round(float(selection.cv_rho[i, best, 0]), 4),
+                                   cv_r2=round(float(selection.cv_r2[i, best, 0]), 4), lam=selection.lams[best]))
     mean, std = standardiser(pairs.b[hook_b])
     target = Concept(
         name=concept_a.name, model_name=model_b.name, hook=hook_b, method="readout_transfer",
         weight=readout.weight.contiguous(), bias=readout.bias, mean=mean, std=std,
         typical_norm=float(pairs.b[hook_b].norm(dim=1).median()),
-        metrics={"auroc_test": results["test"]["auroc"], "auroc_ood": results.get("ood", {}).get("auroc"),
-                 "fidelity_test": results["test"]["fidelity"]},
+        metrics={"auroc_test": results["test"].auroc, "auroc_ood": results["ood"].auroc if "ood" in results else None,
+                 "fidelity_test": results["test"].fidelity},
         provenance={"translated_from": {"model": model_a.name, "hook": concept_a.hook, "concept": concept_a.name},
-                    "layer_sweep": layer_rows, "lam": selection.lam(0), "pos_weight": cfg.pos_weight,
-                    "shared_text": shared.describe()},
+                    "layer_sweep": [r.to_json() for r in layer_rows], "lam": selection.lam(0),
+                    "pos_weight": cfg.pos_weight, "shared_text": shared.describe()},
         model=model_b,
     )
+    t0 = time.perf_counter()
+    scores = {n: split_scores(split_texts[n], s.labels, s.score_a, scores_b[n]) for n, s in splits.items()}
+    examples = with_word_scores(pick_examples(scores), concept_a, target)
+    timings["examples"] = time.perf_counter() - t0
+
+    metrics = _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, results, shared, pairs, evidence,
+                       layers_b, cfg)
+    metrics.cost = Cost(seconds=round(time.perf_counter() - t_start, 2),
+                        seconds_per_step={k: round(v, 2) for k, v in timings.items()},
+                        tokens_read_source=reader_a.tokens_read - tokens0[0],
+                        tokens_read_target=reader_b.tokens_read - tokens0[1])
     return Translation(source=concept_a, target=target, metrics=metrics, controls=controls, layer_map=layer_rows,
-                       layer_pair_map=evidence.pop("layer_pair_map"))
+                       layer_pair_map=evidence.pop("layer_pair_map"), scores=scores, examples=examples)
 
 
 def _neuron_hooks(model_b: LoadedModel, layers_b: Sequence[int]) -> dict[int, list[str]]:
@@ -377,12 +418,10 @@ def _eval_splits(concept_a: Concept, dataset: ConceptDataset, reader_a: Reader, 
 
 
 def _mlp_method(xb: torch.Tensor, score_a: torch.Tensor, groups: torch.Tensor, lam: float, hook_b: str,
-                splits: dict[str, EvalSplit], seed: int) -> dict:
+                splits: dict[str, EvalSplit], seed: int) -> MethodResult:
     mlp, report = fit_mlp_transfer(xb, score_a, groups, lam=lam, seed=seed)
-    out = {"target_hook": hook_b, **report}
-    for name, split in splits.items():
-        out[name] = split.evaluate(mlp(split.xb[hook_b]))
-    return out
+    return MethodResult(target_hook=hook_b, extra=report,
+                        **{name: split.evaluate(mlp(split.xb[hook_b])) for name, split in splits.items()})
 
 
 def _evidence(concept_a, model_b, pairs: WordPairs, groups: torch.Tensor, readout, hook_b, hooks_a, hooks_b, splits, score_a, neuron,
@@ -413,54 +452,37 @@ def _evidence(concept_a, model_b, pairs: WordPairs, groups: torch.Tensor, readou
     return out
 
 
-def _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, results, controls, shared: SharedText,
-             pairs: WordPairs, evidence: dict, layers_b, cfg: TranslateConfig) -> dict:
-    test, ood = results["test"], results.get("ood", {})
-    null = controls.get("shuffled_pairing", {}).get("splits", {})
-
-    def fidelity_null(split: str) -> dict | None:
-        rec = null.get(split, {}).get("fidelity")
-        return None if rec is None else {k: v for k, v in rec.items() if k != "runs"}
-
+def _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, results, shared: SharedText,
+             pairs: WordPairs, evidence: dict, layers_b, cfg: TranslateConfig) -> TranslationMetrics:
+    test = results["test"]
     native_layers = sorted({r["layer"] for r in native_b.provenance.get("sweep", [])})
-    return {
-        "concept": concept_a.name, "source": model_a.name, "target": model_b.name,
-        "source_hook": concept_a.hook, "target_hook": hook_b,
-        "source_layer": model_a.hook(concept_a.hook).layer, "target_layer": model_b.hook(hook_b).layer,
-        "label_free": shared.label_free,
-        "fidelity_test": test["fidelity"], "fidelity_test_ci": test["fidelity_ci"],
-        "fidelity_test_null": fidelity_null("test"),
-        "fidelity_ood": ood.get("fidelity"), "fidelity_ood_ci": ood.get("fidelity_ci"),
-        "fidelity_ood_null": fidelity_null("ood"),
-        "rank_correlation_test": test["rank_correlation"], "rank_correlation_ood": ood.get("rank_correlation"),
-        "auroc_source_test": concept_a.metrics.get("auroc_test"), "auroc_source_ood": concept_a.metrics.get("auroc_ood"),
-        "auroc_transfer_test": test["auroc"], "auroc_transfer_test_ci": test["auroc_ci"],
-        "auroc_transfer_ood": ood.get("auroc"), "auroc_transfer_ood_ci": ood.get("auroc_ci"),
-        "auroc_native_target": test.get("auroc_native_target"), "auroc_native_target_ood": ood.get("auroc_native_target"),
-        "native_target_hook": native_b.hook, "native_target_layers": native_layers,
-        "native_target_same_layers": native_layers == sorted(layers_b) if native_layers else None,
-        "recovery_test": test.get("recovery"), "recovery_test_ci": test.get("recovery_ci"),
-        "recovery_ood": ood.get("recovery"), "recovery_ood_ci": ood.get("recovery_ci"),
-        "auroc_minus_native_test_ci": test.get("auroc_minus_native_ci"),
-        "auroc_minus_native_ood_ci": ood.get("auroc_minus_native_ci"),
-        "auroc_bag_of_words_test": test.get("auroc_bag_of_words"), "auroc_bag_of_words_ood": ood.get("auroc_bag_of_words"),
-        "test": test, "ood": ood or None,
-        "selection": {"criterion": "cross-validated rank correlation (Spearman) of out-of-fold readout scores "
-                                   "with A's score, over folds of whole shared-text documents (a selection "
-                                   "criterion, not a held-out estimate)",
-                      "folds": cfg.folds, "hook_b": hook_b, "lam": selection.lam(0),
-                      "cv_rho": round(float(selection.cv_rho[selection.hook_index[0], selection.lam_index[0], 0]), 4),
-                      "cv_r2": round(float(selection.cv_r2[selection.hook_index[0], selection.lam_index[0], 0]), 4),
-                      "lams": list(selection.lams)},
-        "shared_text": {**shared.describe(), "aligned_words": len(pairs), "coverage": round(pairs.alignment.coverage, 4)},
-        "n_words": len(pairs), "n_texts": len(shared),
-        "methods": {"readout_transfer": {"target_hook": hook_b, "test": test, "ood": ood or None},
-                    **evidence["methods"]},
-        "retrieval": evidence["retrieval"], "neuron_search": evidence["neuron_search"],
-        **({"sae_latent_search": evidence["sae_latent_search"]} if "sae_latent_search" in evidence else {}),
-        "cka_debiased_chosen_pair": evidence["cka_debiased_chosen_pair"],
-        "config": {"layers_b": list(layers_b), "layers_a": None if cfg.layers_a is None else list(cfg.layers_a),
-                   "corpus_docs": cfg.corpus_docs, "concept_texts": cfg.concept_texts,
-                   "lams": list(cfg.lams), "folds": cfg.folds, "pos_weight": cfg.pos_weight, "draws": cfg.draws,
-                   "n_boot": cfg.n_boot, "seed": cfg.seed},
-    }
+    h, lam = selection.hook_index[0], selection.lam_index[0]
+    return TranslationMetrics(
+        concept=concept_a.name, source=model_a.name, target=model_b.name,
+        source_hook=concept_a.hook, target_hook=hook_b,
+        source_layer=model_a.hook(concept_a.hook).layer, target_layer=model_b.hook(hook_b).layer,
+        label_free=shared.label_free,
+        auroc_source_test=concept_a.metrics.get("auroc_test"), auroc_source_ood=concept_a.metrics.get("auroc_ood"),
+        native_target_hook=native_b.hook, native_target_layers=native_layers,
+        native_target_same_layers=native_layers == sorted(layers_b) if native_layers else None,
+        test=test, ood=results.get("ood"),
+        selection=Selection(
+            criterion="cross-validated rank correlation (Spearman) of out-of-fold readout scores with A's score, over "
+                      "folds of whole shared-text documents (a selection criterion, not a held-out estimate)",
+            folds=cfg.folds, hook_b=hook_b, lam=selection.lam(0), cv_rho=round(float(selection.cv_rho[h, lam, 0]), 4),
+            cv_r2=round(float(selection.cv_r2[h, lam, 0]), 4), lams=list(selection.lams)),
+        shared_text=SharedTextInfo.from_json({**shared.describe(), "aligned_words": len(pairs),
+                                              "coverage": round(pairs.alignment.coverage, 4)}),
+        n_words=len(pairs), n_texts=len(shared),
+        methods={"readout_transfer": MethodResult(target_hook=hook_b, test=test, ood=results.get("ood")),
+                 **evidence["methods"]},
+        retrieval=Retrieval.from_json(evidence["retrieval"]),
+        neuron_search=UnitSearch.from_json(evidence["neuron_search"]),
+        sae_latent_search=UnitSearch.from_json(evidence["sae_latent_search"]) if "sae_latent_search" in evidence
+        else None,
+        cka_debiased_chosen_pair=NullTest.from_json(evidence["cka_debiased_chosen_pair"]),
+        config={"layers_b": list(layers_b), "layers_a": None if cfg.layers_a is None else list(cfg.layers_a),
+                "corpus_docs": cfg.corpus_docs, "concept_texts": cfg.concept_texts, "lams": list(cfg.lams),
+                "folds": cfg.folds, "pos_weight": cfg.pos_weight, "draws": cfg.draws, "n_boot": cfg.n_boot,
+                "seed": cfg.seed},
+    )

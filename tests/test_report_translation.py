@@ -1,0 +1,91 @@
+"""The translation report: text summary, HTML page, checked in a real browser (tests/browser.py)."""
+
+import json
+
+import pytest
+
+from browser import XSS_PAYLOADS, assert_not_executed, assert_shown_as_text, check_report
+from interlingua.concepts import find_concept
+from interlingua.concepts.dataset import from_dict
+from interlingua.report import REPORT, render_saved, translation, write_report
+from interlingua.translate import Translation, translate_concept
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def saved(llama, gemma, tmp_path_factory):
+    """A translation on tiny models whose test texts carry markup that must never run in the report."""
+    names = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu"]
+    items = [{"positive": f"{n} said yes {i}.", "negative": f"{n} said no {i}."} for i, n in enumerate(names * 4)]
+    test = [{k: f"{v} {XSS_PAYLOADS[i % 2]}" for k, v in it.items()} for i, it in enumerate(items[30:42])]
+    ds = from_dict({"name": "yes_no", "train": items[:30], "test": test, "ood": items[42:]})
+    ca = find_concept(llama, ds, hook="resid_post.2", n_boot=10, n_null=2)
+    tr = translate_concept(ca, llama, gemma, ds, layers_b=(1, 3), corpus_docs=12, draws=20, n_boot=50)
+    out = tmp_path_factory.mktemp("report") / "tr"
+    tr.save(out)
+    return tr, out
+
+
+def test_text_summary_reads_the_typed_results(saved):
+    tr, _ = saved
+    out = translation.text(tr)
+    assert out.startswith("yes_no: tiny-llama resid_post.2 → tiny-gemma3")
+    for name in tr.controls:
+        assert f"control {name}" in out
+    assert "layer-pair map" in out and "fidelity to A" in out
+
+
+def test_report_re_renders_from_saved_results_alone(saved):
+    tr, out = saved
+    path = render_saved(out)
+    assert path == out / REPORT and path.read_text().startswith("<!doctype html>")
+    assert "<script>window.__xss=1</script>" not in path.read_text()  # escaped, never raw
+
+
+def test_html_report_in_a_browser(saved, browser):
+    tr, out = saved
+    path = write_report(translation.html(tr), out)
+    page = check_report(browser, path, "translation", kinds=("heatmap", "histogram", "scatter", "lines", "bars"))
+    # one histogram per statistic and split of every must-fail control's null
+    hist = sum(len(t) for c in tr.controls.values() for t in (c.splits or {}).values())
+    assert sum(p["kind"] == "histogram" for p in page.plots) == hist
+    assert sum(p["kind"] == "scatter" for p in page.plots) == len(tr.scores)
+    # highlighted words are exactly the saved spans, for both models, in order
+    shown = page.tokens()
+    saved_json = json.loads((out / "translation.json").read_text())["examples"]
+    for model, key in (("A", "tokens_a"), ("B", "tokens_b")):
+        want = [(e["text"][s:t], round(v, 4)) for e in saved_json for s, t, v in e[key]["spans"]]
+        assert [(w, round(v, 4)) for w, v in shown[model]] == want
+    assert_not_executed(browser)
+    assert_shown_as_text(browser, "window.__xss=1")
+
+
+def test_report_command_re_renders_and_refuses_what_it_cannot_draw(saved, tmp_path, capsys):
+    from interlingua.cli import main
+
+    _, out = saved
+    (out / REPORT).unlink(missing_ok=True)
+    assert main(["report", str(out)]) == 0 and (out / REPORT).is_file()
+    assert main(["report", str(tmp_path)]) == 2
+    assert "holds no saved results" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nope")]) == 2
+
+
+def test_serve_binds_to_loopback_only(saved):
+    import threading
+    import urllib.request
+
+    from interlingua.report.serve import server
+
+    _, out = saved
+    render_saved(out)
+    httpd = server(out, port=0)
+    try:
+        assert httpd.server_address[0] == "127.0.0.1"
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        with urllib.request.urlopen(f"http://127.0.0.1:{httpd.server_address[1]}/report.html", timeout=10) as r:
+            assert r.read().startswith(b"<!doctype html>")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
