@@ -29,7 +29,7 @@ def saved(llama, gemma, tmp_path_factory):
 
 def test_text_summary_reads_the_typed_results(saved):
     tr, _ = saved
-    out = translation.text(tr)
+    out = translation.text(tr.result)
     assert out.startswith("yes_no: tiny-llama resid_post.2 → tiny-gemma3")
     for name in tr.controls:
         assert f"control {name}" in out
@@ -45,7 +45,7 @@ def test_report_re_renders_from_saved_results_alone(saved):
 
 def test_html_report_in_a_browser(saved, browser):
     tr, out = saved
-    path = write_report(translation.html(tr), out)
+    path = write_report(translation.html(tr.result), out)
     page = check_report(browser, path, "translation", kinds=("heatmap", "histogram", "scatter", "lines", "bars"))
     # one histogram per statistic and split of every must-fail control's null
     hist = sum(len(t) for c in tr.controls.values() for t in (c.splits or {}).values())
@@ -89,3 +89,27 @@ def test_serve_binds_to_loopback_only(saved):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_demo_pages_from_saved_results(saved, tmp_path, browser):
+    """The demo's results.json re-renders into report.md, report.html and each direction's page."""
+    from interlingua import _io
+    from interlingua.demo import DemoResult, DemoRow, DemoSummary, targets
+    from interlingua.report import demo
+
+    tr, _ = saved
+    row = DemoRow(result=tr.result, kind="lexical", seconds=1.0)
+    result = DemoResult(models=["tiny-llama", "tiny-gemma3"], dtype="float32", concepts=["yes_no"],
+                        shared_text={"corpus_docs": 12, "generated_per_concept_and_model": 0, "label_free": True},
+                        max_pairs_per_split=0, summary=DemoSummary(targets=targets([tr.result]), seconds=2.0),
+                        translations=[row])
+    _io.write_json(tmp_path / "results.json", result.to_json())
+    back = DemoResult.from_json(json.loads((tmp_path / "results.json").read_text()))
+    # compared as JSON text: null runs may hold NaN (fidelity undefined in a draw), and NaN != NaN
+    assert json.dumps(back.to_json()) == json.dumps(result.to_json())
+    assert back.translations[0].result.metrics == tr.metrics
+    path = render_saved(tmp_path)
+    assert "| yes_no |" in (tmp_path / "report.md").read_text()
+    assert (tmp_path / row.directory / REPORT).is_file()
+    check_report(browser, path, "demo", kinds=("bars", "histogram"))
+    assert "yes_no" in demo.text(result) and "target median fidelity test" in demo.text(result)

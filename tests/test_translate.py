@@ -139,6 +139,7 @@ def test_translate_pipeline_on_tiny_models(llama, gemma, yes_no):
 def test_translation_json_round_trips_through_the_typed_results(llama, gemma, yes_no, tmp_path):
     """Saved and loaded, a translation gives back equal typed results and the same JSON, key for key."""
     from interlingua.translate import Translation
+    from interlingua.translate.results import TranslationResult
 
     ds, ca = yes_no
     tr = translate_concept(ca, llama, gemma, ds, layers_b=(3,), controls=("all",), **FAST)
@@ -147,9 +148,11 @@ def test_translation_json_round_trips_through_the_typed_results(llama, gemma, ye
     assert back.to_json() == tr.to_json()
     blob = json.loads((tmp_path / "tr" / "translation.json").read_text())
     blob["metrics"]["a_key_from_a_newer_version"] = {"kept": True}
-    again = Translation.parts_from_json(blob)["metrics"]
+    again = TranslationResult.from_file_json(blob).metrics
     assert again.extra == {"a_key_from_a_newer_version": {"kept": True}}
     assert again.to_json()["a_key_from_a_newer_version"] == {"kept": True}
+    flat = tr.to_json()  # the flat form (--json, the demo's rows) reads back to the same result
+    assert TranslationResult.from_json(flat).to_json() == flat
 
 
 def test_concept_texts_are_scored_out_of_fold(llama, gemma, yes_no):

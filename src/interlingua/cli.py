@@ -122,10 +122,17 @@ def cmd_demo(args) -> None:
 
         for c in concepts:  # an unknown name fails here, before any model loads
             load_concept(c)
-    result = run_demo(out=Path(args.out), dtype=args.dtype, corpus_docs=args.corpus_docs, generate=args.generate,
+    from interlingua.report import demo
+
+    out = Path(args.out)
+    result = run_demo(out=out, dtype=args.dtype, corpus_docs=args.corpus_docs, generate=args.generate,
                       max_pairs=args.max_pairs, progress=not args.json, **({"concepts": concepts} if concepts else {}))
+    page = demo.write_all(result, out)
     if args.json:
-        _print_json(result)
+        return _print_json(result.to_json())
+    print(demo.text(result))
+    print(f"\n{result.summary.seconds:.0f} s. Wrote {out / 'results.json'}, {out / 'report.md'} and {page} (each "
+          f"direction's own report.html beside its translation).")
 
 
 def cmd_concept_list(args) -> None:
@@ -267,10 +274,10 @@ def _translate(args, config) -> None:
     report_path = None
     if args.out:
         tr.save(args.out)
-        report_path = write_report(translation.html(tr), args.out)
+        report_path = write_report(translation.html(tr.result), args.out)
     if args.json:
         return _print_json({**tr.to_json(), "saved_to": args.out})
-    print(translation.text(tr))
+    print(translation.text(tr.result))
     if args.out:
         print(f"  saved to {args.out}; report: {report_path}")
 

@@ -6,7 +6,8 @@ labels (bundled-corpus documents, plus text the source model writes in the conce
 generative mode when ``generate`` > 0), judged on the concept's test and OOD texts by
 fidelity to the source model and by the labels, next to B's own probe, the bag-of-words
 baseline and the controls, each a test. One activation reader per model serves every step, so
-no text is read twice by the same model. The results go to ``results.json`` and ``report.md``.
+no text is read twice by the same model. The results go to ``results.json``; every translation is
+saved in its own directory (the CLI adds the reports: :mod:`interlingua.report.demo`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from dataclasses import field as dc_field
+
 from interlingua import _io
 from interlingua.activations import Reader
 from interlingua.concepts import find_concept, load_concept
 from interlingua.models import load_model
+from interlingua.results import Record, record
 from interlingua.translate import TranslateConfig, translate_concept
+from interlingua.translate.results import TranslationResult
 from interlingua.translate.translate import default_layers
 
 MODELS = ("smollm2-135m", "gemma3-270m")
@@ -28,35 +33,61 @@ CONTROLS = ("shuffled_pairing", "label_shuffle", "synthetic_target")
 GOALS = {"fidelity_test": 0.9, "fidelity_ood": 0.8, "recovery_test": 0.9}
 
 
+@record
+class Target(Record):
+    """One of the demo's goals: what was measured over how many rows, and whether it is met."""
+
+    target: str = ""
+    goal: str = ""
+    measured: float | str | None = None
+    rows: str = ""
+    met: bool = False
+
+
+@record
+class DemoSummary(Record):
+    targets: list[Target] = dc_field(default_factory=list)
+    seconds: float = 0.0
+    tokens_read: dict[str, int] | None = None
+
+
+@record
+class DemoRow(Record):
+    """One direction of one concept: the translation's findings (flat in JSON), its kind and time."""
+
+    result: TranslationResult | None = None
+    kind: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def directory(self) -> str:
+        m = self.result.metrics
+        return f"{m.concept}-{m.source}-to-{m.target}"
+
+    def to_json(self) -> dict:
+        return {**self.result.to_json(), "kind": self.kind, "seconds": self.seconds, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict) -> DemoRow:
+        rest = {k: v for k, v in data.items() if k not in ("kind", "seconds")}
+        return cls(result=TranslationResult.from_json(rest), kind=data.get("kind"), seconds=data.get("seconds", 0.0))
+
+
+@record
+class DemoResult(Record):
+    """What ``results.json`` holds: the settings, the targets and every translation."""
+
+    models: list[str] = dc_field(default_factory=list)
+    dtype: str = ""
+    concepts: list[str] = dc_field(default_factory=list)
+    shared_text: dict | None = None
+    max_pairs_per_split: int = 0
+    summary: DemoSummary | None = None
+    translations: list[DemoRow] = dc_field(default_factory=list)
+
+
 def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
-def _ci(ci) -> str:
-    return "" if not ci else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
-
-
-def _controls(r: dict) -> str:
-    parts = []
-    for name, c in r["controls"].items():
-        mark = "ok" if c["passed"] else "FAIL"
-        parts.append(f"{name} {mark}" + (f" p={c['p_value']:.3g}" if c.get("p_value") is not None else ""))
-    return "; ".join(parts)
-
-
-def _row(r: dict) -> str:
-    t, o = r["test"], r.get("ood") or {}
-    return (f"| {r['concept']} | {r['kind']} | {r['source']} → {r['target']} | {r['target_hook']} | "
-            f"{_fmt(t['fidelity'])}{_ci(t['fidelity_ci'])} | {_fmt(o.get('fidelity'))}{_ci(o.get('fidelity_ci'))} | "
-            f"{_fmt(t['auroc'])} / {_fmt(t.get('auroc_native_target'))} / {_fmt(t['auroc_bag_of_words'])} | "
-            f"{_fmt(t.get('recovery'))}{_ci(t.get('recovery_ci'))} | "
-            f"{_fmt(o.get('auroc'))} / {_fmt(o.get('auroc_native_target'))} / {_fmt(o.get('auroc_bag_of_words'))} | "
-            f"{_fmt(o.get('recovery'))}{_ci(o.get('recovery_ci'))} | {_controls(r)} | {r['seconds']:.0f} |")
-
-
-HEADER = ("| concept | kind | direction | B hook | fidelity test | fidelity OOD | AUROC test: transfer / native B / "
-          "bag of words | recovery test | AUROC OOD: transfer / native B / bag of words | recovery OOD | controls | s |\n|"
-          + "---|" * 12)
 
 
 def _median(xs: list) -> float | None:
@@ -64,26 +95,27 @@ def _median(xs: list) -> float | None:
     return None if not xs else xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
 
 
-def targets(rows: list[dict]) -> list[dict]:
+def targets(rows: list[TranslationResult]) -> list[Target]:
     """The issue's goals, each with what was measured over how many rows, and whether it is met."""
     out = []
     for key, goal in GOALS.items():
-        values = [r.get(key) for r in rows]
+        split, attr = key.split("_")[1], key.split("_")[0]
+        values = [getattr(r.metrics.split(split), attr) if r.metrics.split(split) else None for r in rows]
         defined = [v for v in values if v is not None]
         med = _median(defined)
-        out.append({"target": f"median {key.replace('_', ' ')}", "goal": f">= {goal}", "measured": med,
-                    "rows": f"{len(defined)} of {len(values)}", "met": med is not None and med >= goal})
-    must = [c for r in rows for c in r["controls"].values() if c.get("kind") == "must_fail"]
-    out.append({"target": "must-fail controls with p <= 0.01", "goal": "all", "rows": f"{len(must)} controls",
-                "measured": f"{sum(c['passed'] for c in must)}/{len(must)}",
-                "met": bool(must) and all(c["passed"] for c in must)})
+        out.append(Target(target=f"median {key.replace('_', ' ')}", goal=f">= {goal}", measured=med,
+                          rows=f"{len(defined)} of {len(values)}", met=med is not None and med >= goal))
+    must = [c for r in rows for c in r.controls.values() if c.kind == "must_fail"]
+    out.append(Target(target="must-fail controls with p <= 0.01", goal="all", rows=f"{len(must)} controls",
+                      measured=f"{sum(c.passed for c in must)}/{len(must)}", met=bool(must) and all(c.passed for c in must)))
     return out
 
 
 def run_demo(out: Path, concepts: tuple[str, ...] = CONCEPTS, dtype: str = "auto", corpus_docs: int = 60,
              generate: int = 0, max_pairs: int = 100, controls: tuple[str, ...] = CONTROLS,
-             progress: bool = True) -> dict:
-    """Find, translate both ways and report each of ``concepts``; returns what ``results.json`` holds.
+             progress: bool = True) -> DemoResult:
+    """Find and translate each of ``concepts`` both ways; saves every translation (with its report)
+    and ``results.json`` under ``out`` and returns what ``results.json`` holds.
 
     ``max_pairs`` keeps the first pairs of every split of each concept (0: all): the demo's budget
     is 10 minutes on 2 cores, and the concept texts are most of what the models read;
@@ -120,62 +152,20 @@ def run_demo(out: Path, concepts: tuple[str, ...] = CONCEPTS, dtype: str = "auto
             cfg = replace(config, layers_a=grids[a], layers_b=grids[b])
             tr = translate_concept(native[a], models[a], models[b], ds, cfg, generated=generated[a], native_b=native[b],
                                    reader_a=readers[a], reader_b=readers[b])
-            tr.save(out / f"{name}-{a}-to-{b}")
-            rec = {**tr.to_json(), "kind": ds.kind, "seconds": round(time.perf_counter() - t0, 1)}
-            rows.append(rec)
-            t = rec["test"]
-            say(f"  {name}: {a} → {b}: fidelity test {_fmt(t['fidelity'])}, OOD {_fmt((rec['ood'] or {}).get('fidelity'))}; "
-                f"AUROC {_fmt(t['auroc'])} vs B's own {_fmt(t.get('auroc_native_target'))} → recovery "
-                f"{_fmt(t.get('recovery'))}; {_controls(rec)} ({rec['seconds']:.0f} s)")
-    table = "\n".join([HEADER, *(_row(r) for r in rows)])
-    summary = {"targets": targets(rows), "seconds": round(time.perf_counter() - t_start, 1),
-               "tokens_read": {n: r.tokens_read for n, r in readers.items()}}
-    result = {"models": MODELS, "dtype": str(models[MODELS[0]].dtype).removeprefix("torch."), "concepts": list(concepts),
-              "shared_text": {"corpus_docs": corpus_docs, "generated_per_concept_and_model": generate,
-                              "label_free": True},
-              "max_pairs_per_split": max_pairs,
-              "summary": summary, "translations": rows}
-    _io.write_json(out / "results.json", result)
-    _write_report(out / "report.md", result, table)
-    say("\n" + table)
-    for t in summary["targets"]:
-        say(f"target {t['target']}: {_fmt(t['measured'])} over {t['rows']} (goal {t['goal']}) "
-            f"{'met' if t['met'] else 'NOT met'}")
-    say(f"\n{summary['seconds']:.0f} s. Wrote {out / 'results.json'} and {out / 'report.md'}")
+            row = DemoRow(result=tr.result, kind=ds.kind, seconds=round(time.perf_counter() - t0, 1))
+            tr.save(out / row.directory)
+            rows.append(row)
+            t, o = tr.metrics.test, tr.metrics.ood
+            say(f"  {name}: {a} → {b}: fidelity test {_fmt(t.fidelity)}, OOD {_fmt(o and o.fidelity)}; AUROC "
+                f"{_fmt(t.auroc)} vs B's own {_fmt(t.auroc_native_target)} → recovery {_fmt(t.recovery)}; "
+                + ", ".join(f"{n} {'ok' if c.passed else 'FAIL'}" for n, c in tr.controls.items())
+                + f" ({row.seconds:.0f} s)")
+    result = DemoResult(
+        models=list(MODELS), dtype=str(models[MODELS[0]].dtype).removeprefix("torch."), concepts=list(concepts),
+        shared_text={"corpus_docs": corpus_docs, "generated_per_concept_and_model": generate, "label_free": True},
+        max_pairs_per_split=max_pairs,
+        summary=DemoSummary(targets=targets([r.result for r in rows]), seconds=round(time.perf_counter() - t_start, 1),
+                            tokens_read={n: r.tokens_read for n, r in readers.items()}),
+        translations=rows)
+    _io.write_json(out / "results.json", result.to_json())
     return result
-
-
-def _write_report(path: Path, result: dict, table: str) -> None:
-    s = result["summary"]
-    lines = [
-        "# interlingua demo", "",
-        f"Models: {result['models'][0]} and {result['models'][1]} ({result['dtype']}); {s['seconds']:.0f} s. "
-        f"Shared text: {result['shared_text']['corpus_docs']} bundled-corpus documents"
-        + (f" and {result['shared_text']['generated_per_concept_and_model']} texts the source model wrote"
-           if result["shared_text"]["generated_per_concept_and_model"] else "")
-        + "; no labelled text (label-free). "
-        + (f"Each concept's splits are cut to their first {result['max_pairs_per_split']} pairs (the full splits: "
-           "benchmarks/translate.py)." if result["max_pairs_per_split"] else ""), "",
-        "**Fidelity** = AUROC of B's translated score against the source model's own decisions on texts no step "
-        "was fitted on; **recovery** = (AUROC_transfer − 0.5) / (AUROC_native_B − 0.5) against B's own probe "
-        "(found from the labels on the same layers). Intervals are paired bootstrap 95% intervals over test pairs; "
-        "the bag-of-words column is a Naive Bayes classifier trained on the concept's train texts. Must-fail "
-        "controls are permutation tests (p over 200 null draws, whole documents reassigned or labels permuted); "
-        "they pass at p ≤ 0.01.", "", table, "", "## Targets", "",
-        "| target | goal | measured | over | met |", "|---|---|---|---|---|",
-        *(f"| {t['target']} | {t['goal']} | {_fmt(t['measured'])} | {t['rows']} | {'yes' if t['met'] else 'no'} |"
-          for t in s["targets"]),
-        "", "## Controls", ""]
-    for r in result["translations"]:
-        for name, c in r["controls"].items():
-            lines.append(f"- {r['concept']} {r['source']} → {r['target']}: **{name}** ({c['kind']}) "
-                         f"{'passed' if c['passed'] else 'FAILED'}: {c['statistic']} {c['value']}"
-                         + (f", p {c['p_value']}" if c.get("p_value") is not None else "")
-                         + (f", difference CI {c['difference_ci']}" if c.get("difference_ci") else "")
-                         + f" — must: {c['must']}")
-    notes = [f"- {r['concept']} {r['source']} → {r['target']}: {r['test']['recovery_note']}"
-             for r in result["translations"] if r["test"].get("recovery_note")]
-    if notes:
-        lines += ["", "## Notes", "", *notes]
-    with _io.atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -8,9 +8,22 @@ from interlingua.report import saved_as
 from interlingua.report.html import Page
 
 
+@saved_as("results.json")
+def _demo(directory: Path) -> Page:
+    from interlingua import _io
+    from interlingua.demo import DemoResult
+    from interlingua.report import demo
+
+    result = DemoResult.from_json(_io.read_json(directory / "results.json"))
+    demo.write_all(result, directory)
+    return demo.html(result)
+
+
 @saved_as("translation.json")
 def _translation(directory: Path) -> Page:
+    from interlingua import _io
     from interlingua.report import translation
-    from interlingua.translate import Translation
+    from interlingua.translate.results import TranslationResult
 
-    return translation.html(Translation.load(directory))
+    return translation.html(TranslationResult.from_file_json(_io.read_json(_io.recover_dir(directory) /
+                                                                         "translation.json")))

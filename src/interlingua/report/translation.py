@@ -1,6 +1,7 @@
 """A translation rendered for people: the terminal summary and the HTML report.
 
-Both read a :class:`~interlingua.translate.Translation`'s typed results. Controls and methods are
+Both read a translation's typed results (:class:`~interlingua.translate.results.TranslationResult`,
+``Translation.result``), so a saved ``translation.json`` is drawn without loading its concepts. Controls and methods are
 iterated as registered, so a new one appears in every table without a change here.
 """
 
@@ -8,8 +9,7 @@ from __future__ import annotations
 
 from interlingua.report import plots
 from interlingua.report.html import Page, fmt
-from interlingua.translate.results import SPLITS, ControlResult, TranslationMetrics
-from interlingua.translate.translate import Translation
+from interlingua.translate.results import SPLITS, ControlResult, TranslationMetrics, TranslationResult
 
 
 def _ci(ci) -> str:
@@ -29,12 +29,7 @@ def control_detail(c: ControlResult) -> str:
     return f"{c.statistic} {c.value}"
 
 
-def _fidelity_null(tr: Translation, split: str):
-    shuffled = tr.controls.get("shuffled_pairing")
-    return shuffled.null(split, "fidelity") if shuffled else None
-
-
-def text(tr: Translation) -> str:
+def text(tr: TranslationResult) -> str:
     """The terminal summary of a translation (what ``interlingua translate`` prints)."""
     m: TranslationMetrics = tr.metrics
     st = m.shared_text
@@ -50,7 +45,7 @@ def text(tr: Translation) -> str:
         r = m.split(split)
         if r is None:
             continue
-        null = _fidelity_null(tr, split)
+        null = tr.fidelity_null(split)
         p = f", null p {null.p_value:.3g} over {null.draws} draws" if null and null.p_value is not None else ""
         fid_text = (f"{_f(r.fidelity)}{_ci(r.fidelity_ci)}{p}" if r.fidelity is not None
                     else f"undefined ({r.fidelity_undefined})")
@@ -102,7 +97,7 @@ def text(tr: Translation) -> str:
     return "\n".join(lines)
 
 
-def layer_pair_grid(tr: Translation) -> tuple[list[str], list[str], list[list[float | None]]]:
+def layer_pair_grid(tr: TranslationResult) -> tuple[list[str], list[str], list[list[float | None]]]:
     """The layer-pair map as (A hooks, B hooks, CKA[A][B])."""
     rows = list(dict.fromkeys(r.hook_a for r in tr.layer_pair_map))
     cols = list(dict.fromkeys(r.hook_b for r in tr.layer_pair_map))
@@ -110,7 +105,7 @@ def layer_pair_grid(tr: Translation) -> tuple[list[str], list[str], list[list[fl
     return rows, cols, [[value.get((a, b)) for b in cols] for a in rows]
 
 
-def html(tr: Translation) -> Page:
+def html(tr: TranslationResult) -> Page:
     """The report page of one translation."""
     m = tr.metrics
     page = Page(f"{m.concept}: {m.source} → {m.target}",
@@ -127,7 +122,7 @@ def html(tr: Translation) -> Page:
     return page
 
 
-def _headline(page: Page, tr: Translation) -> None:
+def _headline(page: Page, tr: TranslationResult) -> None:
     m = tr.metrics
     page.heading("Does B's translated score reproduce A's concept?")
     page.paragraph("Fidelity is the AUROC of B's translated score against A's decisions on texts no step was fitted "
@@ -139,7 +134,7 @@ def _headline(page: Page, tr: Translation) -> None:
         r = m.split(split)
         if r is None:
             continue
-        null = _fidelity_null(tr, split)
+        null = tr.fidelity_null(split)
         rows.append([split, r.fidelity, r.fidelity_ci, None if null is None else null.p_value, r.rank_correlation,
                      r.auroc_source, r.auroc, r.auroc_ci, r.auroc_native_target, r.auroc_bag_of_words, r.recovery,
                      r.recovery_ci])
@@ -147,7 +142,7 @@ def _headline(page: Page, tr: Translation) -> None:
                 "B's own probe", "bag of words", "recovery", "95% CI"], rows)
 
 
-def _nulls(page: Page, tr: Translation) -> None:
+def _nulls(page: Page, tr: TranslationResult) -> None:
     figs = []
     for name, c in tr.controls.items():
         for split, tests in (c.splits or {}).items():
@@ -162,7 +157,7 @@ def _nulls(page: Page, tr: Translation) -> None:
             page.figure("histogram", svg, caption)
 
 
-def _controls(page: Page, tr: Translation) -> None:
+def _controls(page: Page, tr: TranslationResult) -> None:
     if not tr.controls:
         return
     page.heading("Controls (each a test that can fail)")
@@ -172,7 +167,7 @@ def _controls(page: Page, tr: Translation) -> None:
                rows, left=3, html_columns=(7,))
 
 
-def _agreement(page: Page, tr: Translation) -> None:
+def _agreement(page: Page, tr: TranslationResult) -> None:
     m = tr.metrics
     if tr.scores:
         page.heading("Agreement: A's score against B's translated score, per text")
@@ -200,7 +195,7 @@ def _agreement(page: Page, tr: Translation) -> None:
                 page.paragraph(e.text)
 
 
-def _layers(page: Page, tr: Translation) -> None:
+def _layers(page: Page, tr: TranslationResult) -> None:
     m = tr.metrics
     rows, cols, grid = layer_pair_grid(tr)
     if not rows and not tr.layer_map:
@@ -222,7 +217,7 @@ def _layers(page: Page, tr: Translation) -> None:
                     f"B's candidate hooks (selection criterion: ρ); chosen {m.target_hook}.")
 
 
-def _methods(page: Page, tr: Translation) -> None:
+def _methods(page: Page, tr: TranslationResult) -> None:
     methods = tr.metrics.methods or {}
     if not methods:
         return
@@ -238,7 +233,7 @@ def _methods(page: Page, tr: Translation) -> None:
                 "(bars: 95% interval; dashed: chance).")
 
 
-def _evidence(page: Page, tr: Translation) -> None:
+def _evidence(page: Page, tr: TranslationResult) -> None:
     m = tr.metrics
     page.heading("Evidence beside the readout")
     rows = []

@@ -278,3 +278,62 @@ class TranslationMetrics(Record):
     def from_json(cls, data: dict) -> TranslationMetrics:
         derived = {key for key, _, _ in cls.FLAT} | {f"fidelity_{s}_null" for s in SPLITS}
         return super().from_json({k: v for k, v in data.items() if k not in derived})
+
+
+@record
+class TranslationResult(Record):
+    """Everything a translation found, without its two concepts (what the JSON files hold).
+
+    :meth:`to_json` is the flat form ``--json`` prints and the demo keeps per row (the metrics'
+    keys at the top, beside ``controls``, the maps, ``scores`` and ``examples``);
+    :meth:`file_json` the form of ``translation.json`` (``metrics`` nested). Both carry the
+    shuffled-pairing null of fidelity per split as ``fidelity_{split}_null``.
+    """
+
+    metrics: TranslationMetrics
+    controls: dict[str, ControlResult]
+    layer_map: list[LayerRow]
+    layer_pair_map: list[LayerPair]
+    scores: dict[str, SplitScores]
+    examples: list[Example]
+
+    PARTS: ClassVar[tuple[str, ...]] = ("controls", "layer_map", "layer_pair_map", "scores", "examples")
+
+    def fidelity_null(self, split: str) -> NullTest | None:
+        shuffled = self.controls.get("shuffled_pairing")
+        return shuffled.null(split, "fidelity") if shuffled else None
+
+    def metrics_json(self) -> dict:
+        out = self.metrics.to_json()
+        for split in SPLITS:
+            null = self.fidelity_null(split)
+            out[f"fidelity_{split}_null"] = None if null is None else null.without_runs().to_json()
+        return out
+
+    def file_json(self) -> dict:
+        parts = super().to_json()
+        return {**parts, "metrics": self.metrics_json()}
+
+    def to_json(self) -> dict:
+        parts = super().to_json()
+        parts.pop("metrics")
+        return {**self.metrics_json(), **parts}
+
+    @classmethod
+    def from_file_json(cls, data: dict) -> TranslationResult:
+        """From ``translation.json`` (parts missing from older files are empty)."""
+        return cls._from_parts(data.get("metrics", {}), data)
+
+    @classmethod
+    def from_json(cls, data: dict) -> TranslationResult:
+        """From the flat form."""
+        return cls._from_parts({k: v for k, v in data.items() if k not in cls.PARTS}, data)
+
+    @classmethod
+    def _from_parts(cls, metrics: dict, data: dict) -> TranslationResult:
+        return cls(metrics=TranslationMetrics.from_json(metrics),
+                   controls={k: ControlResult.from_json(v) for k, v in data.get("controls", {}).items()},
+                   layer_map=[LayerRow.from_json(r) for r in data.get("layer_map", [])],
+                   layer_pair_map=[LayerPair.from_json(r) for r in data.get("layer_pair_map", [])],
+                   scores={k: SplitScores.from_json(v) for k, v in data.get("scores", {}).items()},
+                   examples=[Example.from_json(e) for e in data.get("examples", [])])

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -42,6 +42,7 @@ from interlingua.translate.examples import pick_examples, split_scores, with_wor
 from interlingua.translate.readout import LAMBDAS, RidgeCV, cost_weights, document_folds, fit_mlp_transfer
 from interlingua.translate.results import (ControlResult, Cost, Example, LayerPair, LayerRow, MethodResult, NullTest,
                                            Retrieval, Selection, SharedTextInfo, SplitScores, TranslationMetrics,
+                                           TranslationResult,
                                            UnitSearch)
 from interlingua.translate.shared_text import CONCEPT_TRAIN, SharedText, build_shared_text
 
@@ -136,40 +137,23 @@ class Translation:
         directory = _io.recover_dir(directory)  # a kill while it was being replaced leaves a complete copy aside
         meta_path = directory / "translation.json"
         meta = _io.read_json(meta_path) if meta_path.is_file() else {}
+        result = TranslationResult.from_file_json(meta)
         return cls(source=Concept.load(directory / "source"), target=Concept.load(directory / "target"),
-                   **cls.parts_from_json(meta))
+                   **{f.name: getattr(result, f.name) for f in fields(TranslationResult) if f.name != "extra"})
 
-    @staticmethod
-    def parts_from_json(meta: dict) -> dict:
-        """The typed parts of ``translation.json`` (missing parts of older files are empty)."""
-        return {"metrics": TranslationMetrics.from_json(meta.get("metrics", {})),
-                "controls": {k: ControlResult.from_json(v) for k, v in meta.get("controls", {}).items()},
-                "layer_map": [LayerRow.from_json(r) for r in meta.get("layer_map", [])],
-                "layer_pair_map": [LayerPair.from_json(r) for r in meta.get("layer_pair_map", [])],
-                "scores": {k: SplitScores.from_json(v) for k, v in meta.get("scores", {}).items()},
-                "examples": [Example.from_json(e) for e in meta.get("examples", [])]}
-
-    def metrics_json(self) -> dict:
-        """The metrics' JSON, with the shuffled-pairing null of fidelity per split beside them."""
-        out = self.metrics.to_json()
-        shuffled = self.controls.get("shuffled_pairing")
-        for split in ("test", "ood"):
-            null = shuffled.null(split, "fidelity") if shuffled else None
-            out[f"fidelity_{split}_null"] = None if null is None else null.without_runs().to_json()
-        return out
+    @property
+    def result(self) -> TranslationResult:
+        """The findings without the two concepts (what the JSON files hold)."""
+        return TranslationResult(metrics=self.metrics, controls=self.controls, layer_map=self.layer_map,
+                                 layer_pair_map=self.layer_pair_map, scores=self.scores, examples=self.examples)
 
     def file_json(self) -> dict:
         """What ``translation.json`` holds."""
-        return {"metrics": self.metrics_json(), "controls": {k: c.to_json() for k, c in self.controls.items()},
-                "layer_map": [r.to_json() for r in self.layer_map],
-                "layer_pair_map": [r.to_json() for r in self.layer_pair_map],
-                "scores": {k: s.to_json() for k, s in self.scores.items()},
-                "examples": [e.to_json() for e in self.examples]}
+        return self.result.file_json()
 
     def to_json(self) -> dict:
         """Everything the CLI's ``--json`` prints: the metrics (flat), controls, maps, scores and examples."""
-        parts = self.file_json()
-        return {**parts.pop("metrics"), **parts}
+        return self.result.to_json()
 
 
 def default_layers(model: LoadedModel) -> tuple[int, ...]:
