@@ -81,7 +81,7 @@ def run_one(model, name: str, args) -> dict:
     t0 = time.perf_counter()
     concept = get_concept(model, name, args.concept_dir)
     find_s = time.perf_counter() - t0
-    print(f"[{model.name} / {name}] {concept.hook} ({concept.method}), test AUROC {concept.metrics['auroc_test']}",
+    print(f"[{model.name} / {name}] {concept.hook} ({concept.method}), test AUROC {concept.metrics.auroc_test}",
           flush=True)
     t0 = time.perf_counter()
     cal = calibrate_strengths(model, concept, n_prompts=args.cal_prompts, direction=args.direction, seed=args.seed,
@@ -137,7 +137,7 @@ def run_one(model, name: str, args) -> dict:
     rows.append(row("labelled test positives (reference)", concept, pos, None))
     rows.append(row("labelled test negatives (reference)", concept, neg, None))
     return {"model": model.name, "concept": name, "hook": concept.hook, "method": concept.method,
-            "auroc_test": concept.metrics["auroc_test"], "typical_norm": round(concept.typical_norm, 3),
+            "auroc_test": concept.metrics.auroc_test, "typical_norm": round(concept.typical_norm, 3),
             "find_seconds": round(find_s, 1), "calibration_seconds": round(cal_s, 1), "calibration": cal,
             "skipped": skipped, "rows": rows}
 

@@ -56,7 +56,7 @@ def row_of(tr, variant: str, seconds: float, native_a, kind: str) -> dict:
     return {
         "concept": m["concept"], "kind": kind, "source": m["source"], "target": m["target"], "variant": variant,
         "target_hook": m["target_hook"], "shared_text": m["shared_text"],
-        "auroc_native_source_test": native_a.metrics["auroc_test"], "auroc_native_source_ood": native_a.metrics["auroc_ood"],
+        "auroc_native_source_test": native_a.metrics.auroc_test, "auroc_native_source_ood": native_a.metrics.auroc_ood,
         "auroc_native_target": m["auroc_native_target"], "auroc_native_target_ood": m["auroc_native_target_ood"],
         "fidelity_test": m["fidelity_test"], "fidelity_test_ci": m["fidelity_test_ci"],
         "fidelity_ood": m["fidelity_ood"], "fidelity_ood_ci": m["fidelity_ood_ci"],

@@ -189,17 +189,18 @@ def test_find_concept_reports_sweep_metrics_and_nulls(tiny, toy_concept):
     c = find_concept(tiny, toy_concept, method="diff_of_means", n_boot=50, n_null=5)
     m = c.metrics
     assert {"auroc_test", "auroc_ood", "auroc_shuffled_labels", "layer", "method", "auroc_test_ci95",
-            "auroc_random_direction_band", "auroc_chance_band"} <= set(m)
+            "auroc_random_direction_band", "auroc_chance_band"} <= set(m.to_json())  # the saved keys
+    assert m.auroc_test_ci95[0] <= m.auroc_test <= m.auroc_test_ci95[1] and m.method == "diff_of_means"
     sweep = c.provenance["sweep"]
     assert [r["layer"] for r in sweep] == list(range(tiny.n_layers))
     assert {"diff_of_means_val", "logistic_val", "pca_val", "logistic_test"} <= set(sweep[0])
     # the layer is chosen on validation, never on test
     best_val = max(r["diff_of_means_val"] for r in sweep)
-    chosen = [r for r in sweep if r["layer"] == m["layer"]][0]
+    chosen = [r for r in sweep if r["layer"] == m.layer][0]
     assert chosen["diff_of_means_val"] == best_val
     assert chosen["diff_of_means_val_dprime"] == max(r["diff_of_means_val_dprime"] for r in sweep
                                                      if r["diff_of_means_val"] == best_val)
-    assert c.hook == f"resid_post.{m['layer']}" and c.weight.shape == (tiny.d_model,)
+    assert c.hook == f"resid_post.{m.layer}" and c.weight.shape == (tiny.d_model,)
 
 
 def test_concept_save_load_bit_exact_and_score(tiny, toy_concept, tmp_path):
@@ -245,7 +246,7 @@ def test_find_reads_labelled_words(llama):
         items.append({"text": f"the {n}s and the {n} {i}", "label": 1, "words": [[f"{n}s", 1], [n, 0]]})
     ds = from_dict({"name": "plural_words", "train": items[:20], "test": items[20:]})
     c = find_concept(llama, ds, read="words", hook="resid_post.1", method="diff_of_means", n_boot=10, n_null=2)
-    assert c.read == "words" and c.metrics["n_train"] == 40 and c.metrics["n_test"] == 20
+    assert c.read == "words" and c.metrics.n_train == 40 and c.metrics.n_test == 20
 
 
 # ---- validation held out by whole templates ------------------------------------------------------

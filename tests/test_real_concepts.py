@@ -30,4 +30,4 @@ def test_order_sensitive_concept_is_read_from_context(real):
     """negation_scope has the same words in both classes; a real model still separates them."""
     c = find_concept(real, load_concept("negation_scope"), layers=range(real.n_layers // 3, real.n_layers, 3),
                      method="logistic", n_boot=50, n_null=4)
-    assert c.metrics["auroc_test"] > 0.7, c.metrics
+    assert c.metrics.auroc_test > 0.7, c.metrics

@@ -41,7 +41,7 @@ def test_sentiment_steering_on_smollm2_beats_a_random_vector(tmp_path):
     ds = full.head(48)
     detector = find_concept(model, ds, hook="resid_post.18", n_boot=10, n_null=2)
     judge = make_judge("smollm2", detector, ds)
-    assert detector.metrics["auroc_test"] > 0.9 and judge.gap > 0
+    assert detector.metrics.auroc_test > 0.9 and judge.gap > 0
     direction = layer_directions(model, ds, [18])  # diff of means: the steering vector
     ev = Evaluator(model, DEFAULT_PROMPTS, [judge], token_sets=concept_token_sets(model, ds),
                    settings=Settings(max_new_tokens=16), neutral=NeutralText.build(model, n_docs=1, max_tokens=16))

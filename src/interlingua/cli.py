@@ -176,6 +176,7 @@ def _concept_find(args) -> None:
     from interlingua.concepts import find_concept, load_concept
     from interlingua.concepts.concept import FILES, WHAT
     from interlingua.models import load_model
+    from interlingua.report import concept as report_concept
 
     if args.out:  # refused before any work: an existing concept needs --overwrite, other files are never replaced
         _io.check_replaceable(args.out, FILES, WHAT, overwrite=args.overwrite)
@@ -192,23 +193,10 @@ def _concept_find(args) -> None:
                            seed=args.seed, pca_center=args.pca_center, progress=not args.json)
     if args.out:
         concept.save(args.out, overwrite=args.overwrite)
-    m = concept.metrics
     if args.json:
-        return _print_json({**m, "concept": concept.name, "model": model.name, "saved_to": args.out,
-                            "sweep": concept.provenance["sweep"]})
-    print(f"{concept.name} in {model.name}: {m['method']} at {m['hook']} (chosen on validation AUROC "
-          f"{m['auroc_val']})")
-    print(f"  AUROC test {m['auroc_test']} (95% CI {m['auroc_test_ci95']})"
-          + (f", OOD {m['auroc_ood']} (95% CI {m['auroc_ood_ci95']})" if m.get("auroc_ood") is not None else ""))
-    print(f"  nulls: shuffled labels {m['auroc_shuffled_labels']} (band {m['auroc_shuffled_labels_band']}), "
-          f"random direction {m['auroc_random_direction']} (band {m['auroc_random_direction_band']}), "
-          f"chance band {m['auroc_chance_band']}")
-    methods = [k[:-4] for k in concept.provenance["sweep"][0] if k.endswith("_val") and not k.endswith("dprime")]
-    print("  layer sweep (validation AUROC; test AUROC in brackets, for information only):")
-    print("    layer  " + "".join(f"{x:>24}" for x in methods))
-    for r in concept.provenance["sweep"]:
-        mark = " *" if r["hook"] == m["hook"] else "  "
-        print(f"    {r['layer']:>5}{mark}" + "".join(f"{r[x + '_val']:>15.3f} [{r[x + '_test']:.3f}]" for x in methods))
+        return _print_json({**concept.metrics.to_json(), "concept": concept.name, "model": model.name,
+                            "saved_to": args.out, "sweep": concept.provenance["sweep"]})
+    print(report_concept.text(concept))
     if args.out:
         print(f"  saved to {args.out}")
 

@@ -138,8 +138,8 @@ def run_demo(out: Path, concepts: tuple[str, ...] = CONCEPTS, dtype: str = "auto
         for n, m in models.items():
             t0 = time.perf_counter()
             native[n] = find_concept(m, ds, layers=grids[n], n_boot=200, n_null=8, reader=readers[n])
-            say(f"  {name}: found in {n} at {native[n].hook}: AUROC test {native[n].metrics['auroc_test']}, "
-                f"OOD {native[n].metrics['auroc_ood']} ({time.perf_counter() - t0:.0f} s)")
+            say(f"  {name}: found in {n} at {native[n].hook}: AUROC test {native[n].metrics.auroc_test}, "
+                f"OOD {native[n].metrics.auroc_ood} ({time.perf_counter() - t0:.0f} s)")
             generated[n] = []
             if generate:
                 from interlingua.steer.generative import concept_texts

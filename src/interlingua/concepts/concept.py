@@ -12,6 +12,7 @@ import torch
 from interlingua import _io
 from interlingua.concepts.methods import Readout
 from interlingua.errors import InterlinguaError
+from interlingua.results import Record, record
 
 FORMAT = "interlingua.concept"
 FORMAT_VERSION = 1
@@ -20,6 +21,42 @@ META_FILE = "concept.json"
 TENSOR_FILE = "concept.safetensors"
 FILES = (META_FILE, TENSOR_FILE)
 WHAT = "a saved concept (concept.json + concept.safetensors)"
+
+
+@record
+class ConceptMetrics(Record):
+    """How well a concept reads its labels, beside its nulls (:func:`~interlingua.concepts.find.find_concept`).
+
+    AUROC on validation (where the layer was chosen), test and OOD with bootstrap 95% intervals
+    over whole pairs, pair accuracy where the texts are pairs, and three nulls on test: the same
+    pipeline on shuffled labels, random directions, and the chance band of AUROC for the class
+    sizes (mean and central band of each). A translated concept carries only what translation
+    measured (its test/OOD AUROC and fidelity, in ``extra``).
+    """
+
+    OMIT_NONE = frozenset({
+        "method", "hook", "layer", "auroc_val", "auroc_test_ci95", "pair_accuracy_test", "auroc_ood_ci95",
+        "pair_accuracy_ood", "auroc_shuffled_labels", "auroc_shuffled_labels_band", "auroc_random_direction",
+        "auroc_random_direction_band", "auroc_chance_band", "n_train", "n_test", "n_ood"})
+
+    method: str | None = None
+    hook: str | None = None
+    layer: int | None = None
+    auroc_val: float | None = None
+    auroc_test: float | None = None
+    auroc_test_ci95: list[float] | None = None
+    pair_accuracy_test: float | None = None
+    auroc_ood: float | None = None
+    auroc_ood_ci95: list[float] | None = None
+    pair_accuracy_ood: float | None = None
+    auroc_shuffled_labels: float | None = None
+    auroc_shuffled_labels_band: list[float] | None = None
+    auroc_random_direction: float | None = None
+    auroc_random_direction_band: list[float] | None = None
+    auroc_chance_band: list[float] | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    n_ood: int | None = None
 
 
 @dataclass
@@ -42,9 +79,13 @@ class Concept:
     std: torch.Tensor
     typical_norm: float
     read: str = "last"
-    metrics: dict = field(default_factory=dict)
+    metrics: ConceptMetrics = field(default_factory=ConceptMetrics)
     provenance: dict = field(default_factory=dict)
     model: object | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if isinstance(self.metrics, dict):
+            self.metrics = ConceptMetrics.from_json(self.metrics)
 
     @property
     def readout(self) -> Readout:
@@ -130,7 +171,7 @@ class Concept:
         meta = {
             "format": FORMAT, "version": FORMAT_VERSION, "name": self.name, "model": self.model_name,
             "hook": self.hook, "method": self.method, "bias": self.bias, "typical_norm": self.typical_norm,
-            "read": self.read, "metrics": self.metrics, "provenance": self.provenance,
+            "read": self.read, "metrics": self.metrics.to_json(), "provenance": self.provenance,
         }
         with _io.atomic_dir(directory) as tmp:
             _io.write_safetensors(tmp / TENSOR_FILE, {k: getattr(self, k) for k in _TENSORS})

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from interlingua.activations import Reader
-from interlingua.concepts.concept import Concept
+from interlingua.concepts.concept import Concept, ConceptMetrics
 from interlingua.concepts.dataset import ConceptDataset, SplitData
 from interlingua.concepts.methods import (
     METHODS,
@@ -274,5 +274,5 @@ def find_concept(
     return Concept(
         name=dataset.name, model_name=model.name, hook=h, method=method, weight=readout.weight.contiguous(),
         bias=readout.bias, mean=mean, std=std, typical_norm=float(X[h]["train"].norm(dim=1).median()),
-        read=read, metrics=metrics, provenance=provenance, model=model,
+        read=read, metrics=ConceptMetrics.from_json(metrics), provenance=provenance, model=model,
     )

@@ -219,7 +219,7 @@ def _check_source(concept_a: Concept, model_a: LoadedModel, dataset: ConceptData
     if concept_a.read != "last":
         raise InterlinguaError(f"concept '{concept_a.name}' is read at labelled words; translation evaluates at the "
                                "last token of each text. Find the concept with --read last.")
-    native_a = concept_a.metrics.get("auroc_test")
+    native_a = concept_a.metrics.auroc_test
     if native_a is not None and native_a - 0.5 < MIN_NATIVE_GAP:
         raise InterlinguaError(
             f"concept '{concept_a.name}' is at chance in {model_a.name} (test AUROC {native_a}); there is "
@@ -446,7 +446,7 @@ def _metrics(concept_a, model_a, model_b, native_b, hook_b, selection, results, 
         source_hook=concept_a.hook, target_hook=hook_b,
         source_layer=model_a.hook(concept_a.hook).layer, target_layer=model_b.hook(hook_b).layer,
         label_free=shared.label_free,
-        auroc_source_test=concept_a.metrics.get("auroc_test"), auroc_source_ood=concept_a.metrics.get("auroc_ood"),
+        auroc_source_test=concept_a.metrics.auroc_test, auroc_source_ood=concept_a.metrics.auroc_ood,
         native_target_hook=native_b.hook, native_target_layers=native_layers,
         native_target_same_layers=native_layers == sorted(layers_b) if native_layers else None,
         test=test, ood=results.get("ood"),
