@@ -81,3 +81,24 @@ def test_model_cache_replaced_under_a_kill_is_found_whole(llama, llama_dir, tmp_
         m = load_model(str(gguf), dtype="float32")
         with torch.inference_mode():
             torch.testing.assert_close(m.model(**enc).logits, llama.model(**enc).logits)
+
+
+def test_gguf_conversion_draws_one_bar_not_two():
+    """transformers' own per-tensor bar is folded into ours while a GGUF is dequantised, then restored."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    from interlingua.models.loading import _one_bar
+
+    class Bar:
+        total, n = None, 0
+
+        def reset(self, total):
+            self.total = total
+
+        def update(self):
+            self.n += 1
+
+    theirs, bar = gguf_utils.tqdm, Bar()
+    with _one_bar(bar):
+        assert list(gguf_utils.tqdm(range(5), desc="Converting and de-quantizing GGUF tensors...")) == list(range(5))
+    assert (bar.total, bar.n) == (5, 5) and gguf_utils.tqdm is theirs

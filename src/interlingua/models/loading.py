@@ -7,6 +7,8 @@ later load reads float weights directly.
 
 from __future__ import annotations
 
+import contextlib
+
 import difflib
 import os
 import socket
@@ -95,16 +97,38 @@ def _cached_gguf(locate, key: str) -> Path:
         return _dequantise(Path(locate()), target)
 
 
+@contextlib.contextmanager
+def _one_bar(bar):
+    """Drive ``bar`` from transformers' own GGUF tensor loop instead of letting it draw a second, nested bar."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    theirs = getattr(gguf_utils, "tqdm", None)
+
+    def ours(iterable, *args, **kwargs):
+        items = list(iterable)
+        bar.reset(total=len(items))
+        for item in items:
+            yield item
+            bar.update()
+
+    if theirs is not None:
+        gguf_utils.tqdm = ours
+    try:
+        yield
+    finally:
+        if theirs is not None:
+            gguf_utils.tqdm = theirs
+
+
 def _dequantise(gguf: Path, target: Path) -> Path:
     """Convert ``gguf`` to float safetensors in the model cache directory ``target`` (replaced atomically)."""
     t0 = time.perf_counter()
     from tqdm.auto import tqdm
 
-    with tqdm(total=2, desc=f"dequantising {gguf.name} (first load only)", leave=False) as bar:
+    with tqdm(desc=f"dequantising {gguf.name} (first load only)", unit="tensor", leave=False) as bar, \
+            _one_bar(bar):
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        bar.update()
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        bar.update()
     # The weights are plain float tensors now; drop the GGUF quantizer so they can be saved.
     model.hf_quantizer = None
     model.is_quantized = False
