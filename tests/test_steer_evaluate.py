@@ -27,7 +27,10 @@ from interlingua.steer.evaluate import (
     random_direction,
     sweep,
 )
+from interlingua.report.steer import sweep_png, sweep_table
+from interlingua.steer.results import CausalRecord, SweepResult
 from interlingua.translate import Translation
+from interlingua.translate.results import TranslationMetrics
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -123,23 +126,27 @@ def test_sweep_rows_baselines_and_outputs(llama, llama_concept, small_sentiment,
                    neutral=NeutralText.build(llama, n_docs=1, max_tokens=8))
     base, _ = prompt_baseline(ev.prompts, small_sentiment)
     res = sweep(ev, dirs, [0.5, 2.0], baseline_prompts=base)
-    conds = [r["condition"] for r in res.rows]
+    conds = [r.condition for r in res.rows]
     assert conds == ["unsteered", "prompt"] + ["steer", "random"] * 4
     un, pr = res.rows[0], res.rows[1]
-    assert un["effect"]["own"] == 0.0 and un["kl"] == 0.0 and un["token_logodds_effect"] == 0.0
-    assert pr["kl"] is None and pr["perplexity"] is not None
-    steer = [r for r in res.rows if r["condition"] == "steer"]
-    rand = [r for r in res.rows if r["condition"] == "random"]
+    assert un.effect["own"] == 0.0 and un.kl == 0.0 and un.token_logodds_effect == 0.0
+    assert pr.kl is None and pr.perplexity is not None
+    steer = [r for r in res.rows if r.condition == "steer"]
+    rand = [r for r in res.rows if r.condition == "random"]
     # norm-matched: same hook, strength and vector norm as the steering cell it follows
     for s, r in zip(steer, rand):
-        assert (s["hook"], s["strength"], s["vector_norm"]) == (r["hook"], r["strength"], r["vector_norm"])
-        assert s["kl"] > 0 and r["kl"] > 0
-    assert steer[1]["kl"] > steer[0]["kl"]  # stronger steering, larger side effect
-    text = res.table()
+        assert (s.hook, s.strength, s.vector_norm) == (r.hook, r.strength, r.vector_norm)
+        assert s.kl > 0 and r.kl > 0
+    assert steer[1].kl > steer[0].kl  # stronger steering, larger side effect
+    text = sweep_table(res)
     assert "unsteered" in text and "random" in text and "resid_post.2" in text
     blob = json.loads(json.dumps(res.to_json()))
+    assert list(blob) == ["rows", "judges", "settings", "summary"]
+    assert list(blob["rows"][2])[:5] == ["condition", "hook", "layer", "strength", "vector_norm"]
+    assert "hook" not in blob["rows"][0] and list(blob["judges"][0]) == ["name", "model", "hook", "gap", "read"]
     assert blob["summary"]["judge"] == "own" and blob["summary"]["best_steer"]["hook"].startswith("resid_post.")
-    assert res.plot(tmp_path / "p.png") in (True, False)
+    assert SweepResult.from_json(blob).to_json() == blob
+    assert sweep_png(res, tmp_path / "p.png") and (tmp_path / "p.png").stat().st_size > 0
 
 
 def test_steered_texts_toward_and_away(llama, llama_concept):
@@ -170,21 +177,29 @@ def test_interpolation_and_matched_effect_kl():
 def test_causal_check_with_the_native_concept_as_translation_gives_efficacy_one(llama, gemma, small_sentiment,
                                                                              llama_concept):
     native = find_concept(gemma, small_sentiment, hook="resid_post.2", n_boot=5, n_null=1)
-    tr = Translation(source=llama_concept, target=native, metrics={})
+    tr = Translation(source=llama_concept, target=native, metrics=TranslationMetrics())
     rec = causal_check(tr, llama, gemma, small_sentiment, prompts=["The", "She said"], strengths=(1.0, 3.0),
                        native=native, settings=Settings(max_new_tokens=4))
-    assert rec["hook"] == "resid_post.2" and [j["name"] for j in rec["judges"]] == ["A:tiny-llama", "B:tiny-gemma3"]
-    for name, j in rec["by_judge"].items():
-        e = j["effects"]
-        assert e["translated"] == e["native"]  # the same direction at the same strength
-        if j["native_steers"]:
-            assert j["efficacy"] == 1.0 and j["random_efficacy"] == round(e["random"] / e["native"], 4)
+    assert rec.hook == "resid_post.2" and [j.name for j in rec.judges] == ["A:tiny-llama", "B:tiny-gemma3"]
+    for name, j in rec.by_judge.items():
+        e = j.effects
+        assert e.translated == e.native  # the same direction at the same strength
+        if j.native_steers:
+            assert j.efficacy == 1.0 and j.random_efficacy == round(e.random / e.native, 4)
         else:
-            assert j["efficacy"] is None and "undefined" in j["reason"]
-    conds = [(r["condition"], r.get("strength")) for r in rec["rows"]]
+            assert j.efficacy is None and "undefined" in j.reason
+    conds = [(r.condition, r.strength) for r in rec.rows]
     assert conds == [("unsteered", None), ("prompt", None), ("translated", 1.0), ("native", 1.0),
                      ("translated", 3.0), ("native", 3.0), ("random", 3.0)]
-    json.dumps(rec)
+    blob = json.loads(json.dumps(rec.to_json()))
+    assert list(blob) == ["concept", "source", "target", "hook", "strengths", "typical_norm", "native_method",
+                          "efficacy", "random_efficacy", "prompt_effect", "kl_ratio", "kl_ratio_basis",
+                          "native_steers", "by_judge", "judges", "prompt_prefix", "targets", "rows", "translation"]
+    assert list(blob["judges"][0]) == ["name", "model", "hook", "gap"]
+    assert list(blob["rows"][2])[:4] == ["condition", "hook", "strength", "vector_norm"]  # no layer key here
+    assert list(next(iter(blob["by_judge"].values()))) == ["native_steers", "reason", "efficacy", "random_efficacy",
+                                                           "prompt_effect", "effects"]
+    assert CausalRecord.from_json(blob).to_json() == blob
     with pytest.raises(Exception, match="positive strengths"):
         causal_check(tr, llama, gemma, small_sentiment, strengths=(0.0,), native=native)
 

@@ -23,6 +23,10 @@ unsteered continuations (:mod:`interlingua.steer.evaluate`):
   effect* (the native KL interpolated, over the strength grid, at the native strength that gives
   the translated direction's effect), or at matched strength where the effects cannot be matched.
 
+:func:`run_causal` is the whole pipeline (find the concept in A, translate it into B, check);
+:func:`causal_check` the check of one translation. Both return typed records
+(:mod:`interlingua.steer.results`).
+
 Ratios whose denominator is not a real effect (the native direction does not steer: its effect is
 below ``min_native_effect`` or within twice the random one) are reported as ``None`` with the
 reason, never as a number.
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 from interlingua.errors import InterlinguaError
 from interlingua.steer.evaluate import (
@@ -41,9 +46,11 @@ from interlingua.steer.evaluate import (
     concept_token_sets,
     make_judge,
     prompt_baseline,
+    judge_infos,
     random_direction,
 )
 from interlingua.steer.interventions import add
+from interlingua.steer.results import CausalRecord, CausalResult, CausalSummary, Effects, JudgeVerdict
 
 MIN_NATIVE_EFFECT = 0.1  # in units of the detector's test-set gap between classes
 
@@ -81,7 +88,7 @@ def causal_check(
     min_native_effect: float = MIN_NATIVE_EFFECT,
     random_seed: int = 0,
     progress: bool = False,
-) -> dict:
+) -> CausalRecord:
     """Steer ``model_b`` with the translated, native and random directions; return the efficacy record."""
     from interlingua.concepts import find_concept
 
@@ -119,15 +126,15 @@ def causal_check(
 
     def eff(cond: str, judge: str, s: float | None = None) -> float | None:
         for r in rows:
-            if r["condition"] == cond and (s is None or r.get("strength") == s):
-                return r["effect"][judge]
+            if r.condition == cond and (s is None or r.strength == s):
+                return r.effect[judge]
         return None
 
     def kl(cond: str, s: float) -> float | None:
-        return next((r["kl"] for r in rows if r["condition"] == cond and r.get("strength") == s), None)
+        return next((r.kl for r in rows if r.condition == cond and r.strength == s), None)
 
     top = strengths[-1]
-    by_judge: dict = {}
+    by_judge: dict[str, JudgeVerdict] = {}
     for j in judges:
         n, t, r, p = eff("native", j.name, top), eff("translated", j.name, top), eff("random", j.name, top), \
             eff("prompt", j.name)
@@ -135,13 +142,13 @@ def causal_check(
         reason = None if steers else (
             f"native effect {n} is below {min_native_effect} or within twice the random effect {r}: B's native "
             "direction does not steer this concept here, so the ratios are undefined")
-        by_judge[j.name] = {
-            "native_steers": steers, "reason": reason,
-            "efficacy": _ratio(t, n) if steers else None,
-            "random_efficacy": _ratio(r, n) if steers else None,
-            "prompt_effect": _ratio(p, n) if steers else None,
-            "effects": {"native": n, "translated": t, "random": r, "prompt": p},
-        }
+        by_judge[j.name] = JudgeVerdict(
+            native_steers=steers, reason=reason,
+            efficacy=_ratio(t, n) if steers else None,
+            random_efficacy=_ratio(r, n) if steers else None,
+            prompt_effect=_ratio(p, n) if steers else None,
+            effects=Effects(native=n, translated=t, random=r, prompt=p),
+        )
     judge_a = judges[0].name
     kl_ratio, basis = _kl_at_matched_effect(
         [eff("native", judge_a, s) for s in strengths], [kl("native", s) for s in strengths],
@@ -149,17 +156,16 @@ def causal_check(
     if kl_ratio is None:
         kl_ratio, basis = _ratio(kl("translated", top), kl("native", top)), "matched strength"
     primary = by_judge[judge_a]
-    return {
-        "concept": concept_a.name, "source": model_a.name, "target": model_b.name, "hook": hook,
-        "strengths": strengths, "typical_norm": round(norm, 4), "native_method": native.method,
-        "efficacy": primary["efficacy"], "random_efficacy": primary["random_efficacy"],
-        "prompt_effect": primary["prompt_effect"], "kl_ratio": kl_ratio, "kl_ratio_basis": basis,
-        "native_steers": primary["native_steers"], "by_judge": by_judge,
-        "judges": [{"name": j.name, "model": j.concept.model_name, "hook": j.concept.hook, "gap": j.gap} for j in judges],
-        "prompt_prefix": prefix, "targets": TARGETS, "rows": rows,
-        "translation": {k: translation.to_json().get(k) for k in ("auroc_transfer_test", "auroc_native_target",
-                                                                  "recovery_test", "retrieval")},
-    }
+    return CausalRecord(
+        concept=concept_a.name, source=model_a.name, target=model_b.name, hook=hook,
+        strengths=strengths, typical_norm=round(norm, 4), native_method=native.method,
+        efficacy=primary.efficacy, random_efficacy=primary.random_efficacy,
+        prompt_effect=primary.prompt_effect, kl_ratio=kl_ratio, kl_ratio_basis=basis,
+        native_steers=primary.native_steers, by_judge=by_judge, judges=judge_infos(judges, read=False),
+        prompt_prefix=prefix, targets=dict(TARGETS), rows=rows,
+        translation={k: translation.to_json().get(k) for k in ("auroc_transfer_test", "auroc_native_target",
+                                                                "recovery_test", "retrieval")},
+    )
 
 
 def _best_detector(model_b, dataset, hook: str | None, native):
@@ -188,12 +194,87 @@ def _kl_at_matched_effect(native_effects, native_kls, effect_t, kl_t) -> tuple[f
     return round(kl_t / kl_n, 4), "matched effect (native KL interpolated over strength)"
 
 
-def summarize(records: Sequence[dict]) -> dict:
-    """Across concepts: how many the native vector steers, and how many of those reach e >= 0.5."""
-    steerable = [r for r in records if r.get("native_steers")]
-    good = [r for r in steerable if (r.get("efficacy") or 0) >= 0.5]
-    rand_ok = [r for r in steerable if r.get("random_efficacy") is not None and abs(r["random_efficacy"]) <= 0.1]
-    kl_ok = [r for r in steerable if r.get("kl_ratio") is not None and r["kl_ratio"] <= 2]
-    return {"concepts": len(records), "native_steers": len(steerable), "efficacy_at_least_0.5": len(good),
-            "efficacy_target_met": bool(steerable) and len(good) * 2 >= len(steerable),
-            "random_efficacy_within_0.1": len(rand_ok), "kl_ratio_within_2": len(kl_ok)}
+def summarize(records: Sequence[CausalRecord | dict]) -> dict:
+    """Across concepts: how many the native vector steers, and how many of those reach e >= 0.5 (JSON keys)."""
+    return summary_of(records).to_json()
+
+
+def summary_of(records: Sequence[CausalRecord | dict]) -> CausalSummary:
+    """:func:`summarize` as a record."""
+    recs = [CausalRecord.from_json(r) if isinstance(r, dict) else r for r in records]
+    steerable = [r for r in recs if r.native_steers]
+    good = [r for r in steerable if (r.efficacy or 0) >= 0.5]
+    rand_ok = [r for r in steerable if r.random_efficacy is not None and abs(r.random_efficacy) <= 0.1]
+    kl_ok = [r for r in steerable if r.kl_ratio is not None and r.kl_ratio <= 2]
+    return CausalSummary(concepts=len(recs), native_steers=len(steerable), efficacy_at_least_half=len(good),
+                         efficacy_target_met=bool(steerable) and len(good) * 2 >= len(steerable),
+                         random_efficacy_within_tenth=len(rand_ok), kl_ratio_within_2=len(kl_ok))
+
+
+# ---- the whole pipeline ---------------------------------------------------------------------
+
+
+def run_causal(
+    model_a,
+    model_b,
+    datasets: Sequence,
+    *,
+    translation=None,
+    prompts: Sequence[str] | None = None,
+    strengths: Sequence[float] = (0.5, 1.0),
+    native_method: str = "logistic",
+    settings: Settings | None = None,
+    corpus_docs: int = 40,
+    steered_docs: int = 0,
+    steered_strength: float = 0.25,
+    seed: int = 0,
+    out: str | Path | None = None,
+    progress: bool = False,
+) -> CausalResult:
+    """The causal check of translating each concept of ``datasets`` from ``model_a`` into ``model_b``.
+
+    For each concept: find it in A (a layer sweep), optionally sample ``steered_docs`` texts from
+    A steered toward (half) and away from (half) it at ``steered_strength`` (its generative mode,
+    added to the translation's shared text), translate it into B (``corpus_docs`` corpus documents),
+    save the translation as ``out/translation-<concept>`` (reusable as ``translation``, which skips
+    all of that), then run :func:`causal_check`. With ``translation`` (a :class:`Translation`,
+    or a saved translation's directory) only the check runs, on the one dataset given.
+    ``out`` keeps only the translations: save the result with :meth:`CausalResult.save` or
+    :func:`interlingua.report.steer.write_causal` (``causal.json`` and ``report.html``).
+    """
+    from interlingua.concepts import find_concept
+    from interlingua.steer.generate import steered_texts
+    from interlingua.translate import Translation, translate_concept
+
+    datasets = list(datasets)
+    check = dict(prompts=list(prompts) if prompts else None, strengths=strengths, native_method=native_method,
+                 settings=settings, progress=progress)
+    records = []
+    if translation is not None:
+        if len(datasets) != 1:
+            raise InterlinguaError("checking a saved translation takes the dataset of its one concept.")
+        tr = translation if isinstance(translation, Translation) else Translation.load(translation)
+        tr.source.bind(model_a)
+        tr.target.bind(model_b)
+        records.append(causal_check(tr, model_a, model_b, datasets[0], **check))
+    else:
+        if not datasets:
+            raise InterlinguaError("the causal check needs at least one concept.")
+        n = model_a.n_layers
+        for dataset in datasets:
+            concept_a = find_concept(model_a, dataset, layers=range(n // 3, n, max(1, n // 6)), n_boot=20, n_null=2,
+                                     progress=progress)
+            extra = []
+            if steered_docs:  # the concept's generative mode in A: half toward, half away
+                half = steered_docs // 2
+                extra = steered_texts(model_a, concept_a, steered_docs - half, strength=steered_strength, seed=seed,
+                                      progress=progress)
+                if half:
+                    extra += steered_texts(model_a, concept_a, half, strength=steered_strength, toward=False,
+                                           seed=seed + 1, progress=progress)
+            tr = translate_concept(concept_a, model_a, model_b, dataset, corpus_docs=corpus_docs, extra_texts=extra,
+                                   progress=progress)
+            if out is not None:  # reusable as ``translation``, which skips the slow part
+                tr.save(Path(out) / f"translation-{dataset.name}")
+            records.append(causal_check(tr, model_a, model_b, dataset, **check))
+    return CausalResult(concepts=records, summary=summary_of(records))

@@ -18,12 +18,13 @@ concept and a norm-matched random vector (which must do nothing).
   evaluate   interlingua steer --model M --concept C [--layers 6,12,18] [--strengths 0.25,0.5,1]
              layer × strength sweep: behaviour (the concept's detector on the continuation, and the
              log-odds of concept words as the next token), perplexity under the unsteered model, KL on
-             neutral text; a text table, --json, and with --out a JSON file (and a PNG if matplotlib
-             is installed).
+             neutral text; a text table, --json, and with --out a JSON file, its report.html (effect
+             against coherence with both baselines, every row, sample text) and a PNG.
   causal     interlingua steer --model B --source A --concept C[,C2…] [--translation DIR]
              translate C from A into B (or load a saved translation), steer B with the translated and
              with B's native concept at matched strength; efficacy e = effect_translated / effect_native
-             judged by A's and B's detectors, with a random-vector null and the prompt baseline.
+             judged by A's and B's detectors, with a random-vector null and the prompt baseline;
+             with --out, causal.json and report.html.
   export     interlingua steer --model M --concept C --layers L [--strengths 0.25,0.5,1] --export-gguf FILE
              write the steering vector as a llama.cpp control vector (direction.L = resid_post.L) at
              the smallest strength that steers (beats a norm-matched random vector) and stays coherent
@@ -149,9 +150,9 @@ def cmd_steer(args) -> None:
     positive = max(strengths, key=abs) >= 0
     base_prompts, prefix = prompt_baseline(ev.prompts, dataset, positive=positive, prefix=args.prompt_prefix)
     result = sweep(ev, directions, strengths, baseline_prompts=base_prompts, positions=args.positions)
-    out = {"model": model.name, "concept": dataset.name, "method": args.method if concept is None else concept.method,
-           "prompt_prefix": prefix, **result.to_json()}
-    _finish(args, out, result)
+    result.model, result.concept, result.prompt_prefix = model.name, dataset.name, prefix
+    result.method = args.method if concept is None else concept.method
+    _finish(args, result)
 
 
 def _export_strength(args, model, concept, dataset, direction, strengths, progress) -> dict:
@@ -235,117 +236,59 @@ def _evaluate_file(args, model, concept, dataset, strengths, progress) -> None:
     base_prompts, prefix = prompt_baseline(ev.prompts, dataset, positive=max(strengths, key=abs) >= 0,
                                            prefix=args.prompt_prefix)
     result = sweep(ev, [whole], strengths, baseline_prompts=base_prompts, make_interventions=build)
-    result.settings["strength_scale"] = "multiplier of the file's vectors (llama.cpp --control-vector-scaled)"
-    out = {"model": model.name, "concept": dataset.name, "control_vector": str(args.import_gguf),
-           "layers": sorted(cv.directions), "prompt_prefix": prefix, **result.to_json()}
-    _finish(args, out, result)
+    result.settings.strength_scale = "multiplier of the file's vectors (llama.cpp --control-vector-scaled)"
+    result.model, result.concept, result.prompt_prefix = model.name, dataset.name, prefix
+    result.control_vector, result.layers = str(args.import_gguf), sorted(cv.directions)
+    _finish(args, result)
 
 
-def _finish(args, out: dict, result) -> None:
-    from interlingua import _io
+def _finish(args, result) -> None:
+    """Save the sweep with its renderings (with --out), then print it as text or JSON."""
+    from interlingua.report import steer as report
 
-    if args.out:
-        d = Path(args.out)
-        _io.write_json(d / "steer.json", out)
-        with _io.atomic_path(d / "steer.txt") as tmp:
-            tmp.write_text(result.table() + "\n", encoding="utf-8")
-        out["plot"] = str(d / "steer.png") if result.plot(d / "steer.png") else None
+    out = result.to_json()
+    files = report.write_sweep(result, args.out) if args.out else None
+    if files:
+        out["plot"] = None if files["plot"] is None else str(files["plot"])
     if args.json:
         return print(json.dumps(out, indent=2))
-    print(f"{out['model']} steered toward '{out['concept']}' (effect = change in the detector's score / its "
-          "positive-vs-negative gap on test texts; Δlogodds: concept vs opposite words as next token)")
-    print(result.table())
-    s = out["summary"]
-    if s.get("best_steer"):
-        b = s["best_steer"]
-        print(f"best steering: {b['hook']} × {b['strength']}: effect {b['effect'][s['judge']]}; prompt baseline: "
-              f"{s['prompt_effect']}; largest random effect: {s['max_abs_random_effect']}")
-    for r in out["rows"]:
-        if r["condition"] in ("unsteered", "prompt") or r is _best_row(out):
-            print(f"  {r['condition']:<9} {r.get('hook') or ''} {r.get('strength') or ''}: "
-                  + " | ".join(repr(e[:80]) for e in r["examples"][:2]))
-    if args.out:
-        print(f"saved to {args.out} (steer.json, steer.txt{', steer.png' if out.get('plot') else ''})")
-
-
-def _best_row(out: dict):
-    b = out["summary"].get("best_steer")
-    if not b:
-        return None
-    return next((r for r in out["rows"] if r["condition"] == "steer" and r.get("hook") == b["hook"]
-                 and r.get("strength") == b["strength"]), None)
+    print(report.sweep_text(result))
+    if files:
+        print(f"saved to {args.out} (steer.json, steer.txt{', steer.png' if files['plot'] else ''}, report.html)")
 
 
 def _cmd_causal(args) -> None:
-    from interlingua import _io
-    from interlingua.concepts import find_concept, load_concept
+    from interlingua.concepts import load_concept
     from interlingua.models import load_model
-    from interlingua.steer.causal import causal_check, summarize
-    from interlingua.steer.generate import steered_texts
-    from interlingua.translate import Translation, translate_concept
+    from interlingua.report import steer as report
+    from interlingua.steer.causal import run_causal
+    from interlingua.translate import Translation
 
-    progress = not args.json
     model_b = load_model(args.model, dtype=args.dtype)
     strengths = _floats(args.strengths, "--strengths")
-    records = []
+    translation = None
     if args.translation:
-        tr = Translation.load(args.translation)
-        concept_a = tr.source
-        model_a = load_model(args.source or concept_a.model_name, dtype=args.dtype)
-        concept_a.bind(model_a)
-        tr.target.bind(model_b)
-        dataset = _subset(load_concept(args.concept or concept_a.name), args.max_examples)
-        records.append(causal_check(tr, model_a, model_b, dataset, prompts=_prompts(args), strengths=strengths,
-                                    native_method=args.native_method, settings=_settings(args), progress=progress))
+        translation = Translation.load(args.translation)
+        model_a = load_model(args.source or translation.source.model_name, dtype=args.dtype)
+        names = [args.concept or translation.source.name]
     else:
         if not args.source:
             raise InterlinguaError("the causal check needs --source (model A) or --translation DIR.")
         model_a = load_model(args.source, dtype=args.dtype)
-        for name in [c for c in args.concept.split(",") if c]:
-            full = load_concept(name)
-            dataset = _subset(full, args.max_examples)
-            n = model_a.n_layers
-            concept_a = find_concept(model_a, dataset, layers=range(n // 3, n, max(1, n // 6)), n_boot=20, n_null=2,
-                                     progress=progress)
-            extra = []
-            if args.steered_docs:  # the concept's generative mode in A: half toward, half away
-                half = args.steered_docs // 2
-                extra = steered_texts(model_a, concept_a, args.steered_docs - half, strength=args.steered_strength,
-                                      seed=args.seed, progress=progress)
-                if half:
-                    extra += steered_texts(model_a, concept_a, half, strength=args.steered_strength, toward=False,
-                                           seed=args.seed + 1, progress=progress)
-            tr = translate_concept(concept_a, model_a, model_b, dataset, corpus_docs=args.corpus_docs,
-                                   extra_texts=extra, progress=progress)
-            if args.out:  # reusable with --translation, which skips the slow part
-                tr.save(Path(args.out) / f"translation-{dataset.name}")
-            records.append(causal_check(tr, model_a, model_b, dataset, prompts=_prompts(args), strengths=strengths,
-                                        native_method=args.native_method, settings=_settings(args),
-                                        progress=progress))
-    out = {"concepts": records, "summary": summarize(records)}
+        names = [c for c in args.concept.split(",") if c]
+    datasets = [_subset(load_concept(name), args.max_examples) for name in names]
+    result = run_causal(model_a, model_b, datasets, translation=translation, prompts=_prompts(args),
+                        strengths=strengths, native_method=args.native_method, settings=_settings(args),
+                        corpus_docs=args.corpus_docs, steered_docs=args.steered_docs,
+                        steered_strength=args.steered_strength, seed=args.seed, out=args.out,
+                        progress=not args.json)
     if args.out:
-        _io.write_json(Path(args.out) / "causal.json", out)
+        report.write_causal(result, args.out)
     if args.json:
-        return print(json.dumps(out, indent=2))
-    for r in records:
-        print(f"{r['concept']}: {r['source']} → {r['target']} at {r['hook']} (strengths {r['strengths']} × typical "
-              f"norm {r['typical_norm']}; native = {r['native_method']} probe at the same hook)")
-        for name, j in r["by_judge"].items():
-            e = j["effects"]
-            print(f"  judged by {name:<24} effects: native {e['native']}, translated {e['translated']}, random "
-                  f"{e['random']}, prompt {e['prompt']}")
-            if j["native_steers"]:
-                print(f"    efficacy {j['efficacy']}  random_efficacy {j['random_efficacy']}  "
-                      f"prompt_effect {j['prompt_effect']}")
-            else:
-                print(f"    ratios undefined: {j['reason']}")
-        print(f"  kl_ratio {r['kl_ratio']} ({r['kl_ratio_basis']})")
-    s = out["summary"]
-    print(f"summary: native steers {s['native_steers']}/{s['concepts']} concepts; efficacy >= 0.5 on "
-          f"{s['efficacy_at_least_0.5']} of them (target: at least half); random within 0.1 on "
-          f"{s['random_efficacy_within_0.1']}; KL ratio <= 2 on {s['kl_ratio_within_2']}")
+        return print(json.dumps(result.to_json(), indent=2))
+    print(report.causal_text(result))
     if args.out:
-        print(f"saved to {Path(args.out) / 'causal.json'}")
+        print(f"saved to {Path(args.out) / 'causal.json'} and {Path(args.out) / 'report.html'}")
 
 
 def add_steer_parser(sub) -> None:
@@ -389,7 +332,7 @@ def add_steer_parser(sub) -> None:
                    help="strength of that steering, × typical norm (default 0.25)")
     s.add_argument("--export-gguf", metavar="FILE", help="write the steering vector as a llama.cpp control vector")
     s.add_argument("--import-gguf", metavar="FILE", help="evaluate a llama.cpp control vector file")
-    s.add_argument("--out", help="directory for steer.json / steer.txt / steer.png (or causal.json)")
+    s.add_argument("--out", help="directory for steer.json / steer.txt / steer.png / report.html (or causal.json / report.html)")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(fn=_dispatch)
 

@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from interlingua import _io
 from interlingua.errors import InterlinguaError
 from interlingua.steer.generate import Generations, encode_prompts, generate, token_set_ids
 from interlingua.steer.interventions import Intervention, add, steering
+from interlingua.steer.results import JudgeInfo, SteerRow, SweepResult, SweepSettings
 
 DEFAULT_PROMPTS = [
     "I think that",
@@ -287,7 +287,7 @@ class Evaluator:
     neutral: NeutralText | None = None
     settings: Settings = field(default_factory=Settings)
     progress: bool = False
-    baseline: dict | None = None
+    baseline: SteerRow | None = None
 
     def __post_init__(self) -> None:
         if self.neutral is None:
@@ -302,36 +302,41 @@ class Evaluator:
                         token_sets=self.token_sets)
 
     def run(self, condition: str, interventions: Sequence[Intervention] = (), *, prompts: list[str] | None = None,
-            kl: bool = True, **info) -> dict:
-        """Generate, judge and cost one condition; effects are relative to the unsteered condition."""
+            kl: bool = True, **info) -> SteerRow:
+        """Generate, judge and cost one condition; effects are relative to the unsteered condition.
+
+        ``info`` (``hook``, ``layer``, ``strength``, ``vector_norm``) describes the condition.
+        """
         gens = self._generate(prompts or self.prompts, list(interventions))
         base_ids = self._base_ids
-        row: dict = {"condition": condition, **info}
         conts = gens.continuations
-        row["behaviour"] = {j.name: _mean(j.scores(conts)) for j in self.judges}
-        row["token_logodds"] = _mean(torch.tensor(gens.token_logodds)) if gens.token_logodds is not None else None
-        row["perplexity"] = _round(continuation_perplexity(self.model, base_ids, gens.new_ids))
-        row["kl"] = _round(self.neutral.kl(self.model, list(interventions))) if kl and interventions else \
-            (0.0 if kl else None)
-        row["n_empty"] = sum(1 for c in conts if not c.strip())
-        row["examples"] = [c for c in conts[:3]]
+        row = SteerRow.from_json({
+            "condition": condition, **info,
+            "behaviour": {j.name: _mean(j.scores(conts)) for j in self.judges},
+            "token_logodds": _mean(torch.tensor(gens.token_logodds)) if gens.token_logodds is not None else None,
+            "perplexity": _round(continuation_perplexity(self.model, base_ids, gens.new_ids)),
+            "kl": _round(self.neutral.kl(self.model, list(interventions))) if kl and interventions else
+            (0.0 if kl else None),
+            "n_empty": sum(1 for c in conts if not c.strip()),
+            "examples": [c for c in conts[:3]],
+        })
         if condition == "unsteered":
             self.baseline = row
         self._add_effects(row)
         return row
 
-    def _add_effects(self, row: dict) -> None:
+    def _add_effects(self, row: SteerRow) -> None:
         base = self.baseline
-        row["effect"] = {}
+        row.effect = {}
         for j in self.judges:
-            b, v = (base or {}).get("behaviour", {}).get(j.name), row["behaviour"][j.name]
+            b, v = base.behaviour.get(j.name) if base is not None else None, row.behaviour[j.name]
             if b is None or v is None:
-                row["effect"][j.name] = None
+                row.effect[j.name] = None
             else:
-                row["effect"][j.name] = _round((v - b) / j.gap if j.gap else v - b)
-        b = (base or {}).get("token_logodds")
-        row["token_logodds_effect"] = _round(row["token_logodds"] - b) \
-            if b is not None and row["token_logodds"] is not None else None
+                row.effect[j.name] = _round((v - b) / j.gap if j.gap else v - b)
+        b = base.token_logodds if base is not None else None
+        row.token_logodds_effect = _round(row.token_logodds - b) \
+            if b is not None and row.token_logodds is not None else None
 
 
 def _mean(x: torch.Tensor) -> float | None:
@@ -345,79 +350,6 @@ def _round(x: float | None, nd: int = 4) -> float | None:
 
 
 # ---- the sweep ------------------------------------------------------------------------------
-
-
-@dataclass
-class SweepResult:
-    """Rows (unsteered, prompt, then steer and random per layer × strength) and what they were run with."""
-
-    rows: list[dict]
-    judges: list[dict]
-    settings: dict
-
-    def to_json(self) -> dict:
-        return {"rows": self.rows, "judges": self.judges, "settings": self.settings, "summary": self.summary()}
-
-    def summary(self) -> dict:
-        """Best steering cell, the prompt baseline and the largest random effect, by the first judge."""
-        if not self.judges:
-            return {}
-        j = self.judges[0]["name"]
-        steer = [r for r in self.rows if r["condition"] == "steer" and r["effect"].get(j) is not None]
-        rand = [r for r in self.rows if r["condition"] == "random" and r["effect"].get(j) is not None]
-        prompt = next((r for r in self.rows if r["condition"] == "prompt"), None)
-        best = max(steer, key=lambda r: r["effect"][j], default=None)
-        return {
-            "judge": j,
-            "best_steer": None if best is None else {k: best[k] for k in ("hook", "strength", "effect", "perplexity", "kl")},
-            "prompt_effect": None if prompt is None else prompt["effect"].get(j),
-            "max_abs_random_effect": max((abs(r["effect"][j]) for r in rand), default=None),
-        }
-
-    def table(self) -> str:
-        """A fixed-width text table of every row."""
-        names = [j["name"] for j in self.judges]
-        head = f"{'condition':<10}{'hook':<15}{'strength':>9}" + "".join(f"{'effect:' + n[:12]:>20}" for n in names) \
-            + f"{'Δlogodds':>10}{'ppl':>9}{'KL':>9}"
-        lines = [head, "-" * len(head)]
-        for r in self.rows:
-            eff = "".join(f"{_fmt(r['effect'].get(n)):>20}" for n in names)
-            lines.append(f"{r['condition']:<10}{r.get('hook') or '-':<15}{_fmt(r.get('strength')):>9}{eff}"
-                         f"{_fmt(r.get('token_logodds_effect')):>10}{_fmt(r.get('perplexity'), 1):>9}"
-                         f"{_fmt(r.get('kl'), 3):>9}")
-        return "\n".join(lines)
-
-    def plot(self, path) -> bool:
-        """Effect vs strength per layer (steer solid, random dashed, prompt as a line); False without matplotlib."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            return False
-        if not self.judges:
-            return False
-        j = self.judges[0]["name"]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        hooks = list(dict.fromkeys(r["hook"] for r in self.rows if r["condition"] == "steer"))
-        for h in hooks:
-            for cond, style in (("steer", "-o"), ("random", "--x")):
-                pts = sorted((r["strength"], r["effect"][j]) for r in self.rows
-                             if r["condition"] == cond and r["hook"] == h and r["effect"][j] is not None)
-                if pts:
-                    ax.plot(*zip(*pts), style, label=f"{h} ({cond})")
-        prompt = next((r for r in self.rows if r["condition"] == "prompt"), None)
-        if prompt and prompt["effect"].get(j) is not None:
-            ax.axhline(prompt["effect"][j], color="k", lw=1, label="prompt baseline")
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.set_xlabel("strength (× typical norm)")
-        ax.set_ylabel(f"effect ({j} detector)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        _io.save_figure(fig, path, dpi=120)
-        plt.close(fig)
-        return True
 
 
 def _fmt(x, nd: int = 3) -> str:
@@ -443,18 +375,18 @@ def choose_strength(result: SweepResult, hook: str, *,
     """
     if not result.judges:
         raise InterlinguaError("choosing a strength needs a judge (the concept's detector).")
-    judge = result.judges[0]["name"]
-    base = next((r.get("perplexity") for r in result.rows if r["condition"] == "unsteered"), None)
-    random_effect = {r["strength"]: r["effect"].get(judge) for r in result.rows
-                     if r["condition"] == "random" and r.get("hook") == hook}
+    judge = result.judge
+    base = next((r.perplexity for r in result.rows if r.condition == "unsteered"), None)
+    random_effect = {r.strength: r.effect.get(judge) for r in result.rows
+                     if r.condition == "random" and r.hook == hook}
     cells = []
-    for r in sorted((r for r in result.rows if r["condition"] == "steer" and r.get("hook") == hook),
-                    key=lambda r: abs(r["strength"])):
-        sign = 1.0 if r["strength"] >= 0 else -1.0
-        effect, rnd, ppl = r["effect"].get(judge), random_effect.get(r["strength"]), r.get("perplexity")
+    for r in sorted((r for r in result.rows if r.condition == "steer" and r.hook == hook),
+                    key=lambda r: abs(r.strength)):
+        sign = 1.0 if r.strength >= 0 else -1.0
+        effect, rnd, ppl = r.effect.get(judge), random_effect.get(r.strength), r.perplexity
         effective = effect is not None and sign * effect > max(0.0, abs(rnd) if rnd is not None else 0.0)
         coherent = ppl is not None and base is not None and ppl <= max_perplexity_ratio * base
-        cells.append({"strength": r["strength"], "effect": effect, "random_effect": rnd, "perplexity": ppl,
+        cells.append({"strength": r.strength, "effect": effect, "random_effect": rnd, "perplexity": ppl,
                       "effective": effective, "coherent": coherent})
     if not cells:
         raise InterlinguaError(f"the sweep has no steering cell at {hook}.")
@@ -501,8 +433,12 @@ def sweep(
         rnd = LayerDirection(d.hook, random_direction(d.direction.shape[0], seed), d.typical_norm)
         rows.append(evaluator.run("random", build(rnd, s), hook=d.hook, layer=layer, strength=s,
                                   vector_norm=_round(abs(s) * d.typical_norm)))
-    judges = [{"name": j.name, "model": getattr(j.concept, "model_name", None), "hook": j.concept.hook,
-               "gap": _round(j.gap), "read": j.read} for j in evaluator.judges]
-    settings = {**dataclasses.asdict(evaluator.settings), "prompts": evaluator.prompts, "positions": positions,
-                "strength_scale": "relative (× typical norm at the hook)"}
-    return SweepResult(rows=rows, judges=judges, settings=settings)
+    return SweepResult(rows=rows, judges=judge_infos(evaluator.judges),
+                       settings=SweepSettings(**dataclasses.asdict(evaluator.settings), prompts=list(evaluator.prompts),
+                                              positions=positions))
+
+
+def judge_infos(judges: Sequence[Judge], *, read: bool = True) -> list[JudgeInfo]:
+    """What the JSON records of each judge (``read`` left out where the causal check never wrote it)."""
+    return [JudgeInfo(name=j.name, model=getattr(j.concept, "model_name", None), hook=j.concept.hook,
+                      gap=_round(j.gap) if read else j.gap, read=j.read if read else None) for j in judges]
