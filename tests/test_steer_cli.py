@@ -29,8 +29,9 @@ def test_sweep_json_and_files(llama_dir, tmp_path, capsys):
     assert res["summary"]["judge"] and "max_abs_random_effect" in res["summary"]
     assert res["prompt_prefix"].count("\n") == 3
     saved = json.loads((out / "steer.json").read_text())
-    assert saved["rows"] == res["rows"]
+    assert saved["rows"] == res["rows"] and {**saved, "plot": res["plot"]} == res
     assert "unsteered" in (out / "steer.txt").read_text()
+    assert res["plot"] == str(out / "steer.png") and (out / "report.html").read_text().startswith("<!doctype html>")
 
 
 def test_sweep_text_output(llama_dir, capsys):
@@ -132,6 +133,7 @@ def test_causal_check_from_source_model_then_from_the_saved_translation(llama_di
     assert [j["name"].split(":")[0] for j in rec["judges"]] == ["A", "B"]
     assert res["summary"]["concepts"] == 1
     assert (out / "causal.json").is_file() and (out / "translation-yes_no" / "target" / "concept.json").is_file()
+    assert json.loads((out / "causal.json").read_text()) == res and (out / "report.html").is_file()
     saved = json.loads((out / "translation-yes_no" / "target" / "concept.json").read_text())
     assert saved["provenance"]["shared_text"]["per_source"]["extra"] == 4  # the steered text from A joined the shared text
     # again from the saved translation: the same steering rows (the same directions and strengths)

@@ -11,6 +11,7 @@ import torch
 
 from interlingua.concepts import find_concept, load_concept
 from interlingua.models import load_model
+from interlingua.report.steer import sweep_table
 from interlingua.steer import add, generate
 from interlingua.steer.evaluate import (
     DEFAULT_PROMPTS,
@@ -48,18 +49,18 @@ def test_sentiment_steering_on_smollm2_beats_a_random_vector(tmp_path):
     # One random vector moves this judge by up to ~0.2 of the gap either way (8 prompts, 16 tokens,
     # measured), so the steering must beat the largest of three norm-matched random vectors.
     runs = [sweep(ev, direction, [0.5], random_seed=seed) for seed in range(3)]
-    tables = "\n".join(r.table() for r in runs)
+    tables = "\n".join(sweep_table(r) for r in runs)
     print("\n" + tables)
     unsteered, steer, _ = runs[0].rows
     randoms = [r.rows[2] for r in runs]
-    assert (steer["condition"], {r["condition"] for r in randoms}) == ("steer", {"random"})
-    e_steer = steer["effect"]["smollm2"]
-    e_rand = max(abs(r["effect"]["smollm2"]) for r in randoms)
+    assert (steer.condition, {r.condition for r in randoms}) == ("steer", {"random"})
+    e_steer = steer.effect["smollm2"]
+    e_rand = max(abs(r.effect["smollm2"]) for r in randoms)
     # toward the concept by a good part of the negative-to-positive gap; random vectors clearly less
     assert e_steer > 0.3 and e_rand < 0.75 * e_steer, tables
     # concept words become likelier next tokens, more than under any random vector
-    assert steer["token_logodds_effect"] > max(r["token_logodds_effect"] for r in randoms), tables
-    assert steer["kl"] > 0 and all(r["kl"] > 0 for r in randoms) and steer["perplexity"] < 50, tables
+    assert steer.token_logodds_effect > max(r.token_logodds_effect for r in randoms), tables
+    assert steer.kl > 0 and all(r.kl > 0 for r in randoms) and steer.perplexity < 50, tables
 
     # the same steering from a llama.cpp control vector file gives the same tokens
     d = direction[0]
