@@ -9,7 +9,11 @@
   away at strengths calibrated by the concept's own detector, chat rewrites), with provenance.
 * :mod:`~interlingua.steer.evaluate`: behaviour score, coherence cost, layer × strength sweep
   with a prompt baseline and a norm-matched random vector.
-* :mod:`~interlingua.steer.causal`: the causal check of a translated concept (efficacy).
+* :mod:`~interlingua.steer.causal`: the causal check of a translated concept (efficacy), and :func:`run_causal`,
+  the whole pipeline (find in A, translate into B, check).
+
+* :mod:`~interlingua.steer.results`: the typed results (``steer.json``, ``causal.json``) that
+  :mod:`interlingua.report.steer` renders.
 * :mod:`~interlingua.steer.gguf`: llama.cpp GGUF control vectors, export and import.
 """
 
