@@ -11,7 +11,8 @@ from interlingua.activations import extract, extract_to_disk
 from interlingua.cli import main
 from interlingua.errors import InterlinguaError
 from interlingua.sae import SAEConfig, SparseAutoencoder, load_sae
-from interlingua.sae.evaluate import (density_histogram, downstream_loss, reconstruction_metrics, snippets_html,
+from interlingua.report.sae import latent_card
+from interlingua.sae.evaluate import (LatentSnippets, density_histogram, downstream_loss, reconstruction_metrics,
                                       top_snippets)
 from interlingua.sae.match import correlation, match_latents
 
@@ -82,8 +83,8 @@ def test_top_snippets_point_at_the_firing_tokens(llama):
             value = float(sae.dense_latents(acts["resid_post.1"][row:row + 1])[0, entry["latent"]])
         assert value == pytest.approx(s["activation"], abs=1e-4)
         assert s["left"] + s["token"] + s["right"] in texts[s["doc"]]
-    page = snippets_html(lat)
-    assert page.count("<mark") == sum(len(e["snippets"]) for e in lat)
+    cards = "".join(latent_card(LatentSnippets.from_json(e)) for e in lat)
+    assert cards.count("<mark") == sum(len(e["snippets"]) for e in lat)
 
 
 def test_match_finds_a_permuted_copy_and_the_null_does_not():
@@ -96,13 +97,13 @@ def test_match_finds_a_permuted_copy_and_the_null_does_not():
             getattr(sae_b, name).copy_(getattr(sae_a, name)[perm])
     x = torch.randn(3000, 16, generator=g)
     r = match_latents(sae_a, x, sae_b, x, min_fires=5, n_null=2)
-    assert r.summary["fraction_above"] == pytest.approx(1.0)
+    assert r.summary.fraction_above == pytest.approx(1.0)
     inverse = torch.argsort(perm)
     assert all(inverse[a] == b for a, b in zip(r.latents_a, r.latents_b))
-    assert r.summary["null_fraction_above_max"] < 0.1
+    assert r.summary.null_fraction_above_max < 0.1
     other = SparseAutoencoder(SAEConfig("topk", 16, 64, k=4), seed=99)
     unrelated = match_latents(sae_a, x, other, torch.randn(3000, 16, generator=g), min_fires=5, n_null=1)
-    assert unrelated.summary["fraction_above"] < 0.1
+    assert unrelated.summary.fraction_above < 0.1
     assert torch.allclose(correlation(x[:, :2], x[:, :2]).diagonal(), torch.ones(2, dtype=torch.float64))
 
 

@@ -76,7 +76,6 @@ def test_every_figure_belongs_to_known_checks():
 
 def test_figures_follow_the_checks_that_ran(tmp_path):
     """Only the figures of checks that ran are drawn (from their memoised runs)."""
-    pytest.importorskip("matplotlib")
     from pathlib import Path
 
     paths = write_figures(tmp_path, suite.DEFAULT_SEEDS, ["polytope_dimensionalities", "s_curve_plateaus"])
@@ -106,12 +105,12 @@ def test_cli_json_records(capsys):
         assert set(r) == {"name", "passed", "measured", "expected", "seconds"} and r["passed"]
 
 
-def test_cli_human_output_and_figures_skip(capsys, tmp_path):
+def test_cli_human_output_and_figures(capsys, tmp_path):
     args = _parse(["toy", "reproduce", "--only", "polytope_dimensionalities", "--figures", str(tmp_path)])
     args.fn(args)
     out = capsys.readouterr().out
     assert "PASS  polytope_dimensionalities" in out and "1/1 checks passed" in out
-    assert "figures" in out
+    assert "figures" in out and (tmp_path / "toy_reproduce.json").is_file() and (tmp_path / "report.html").is_file()
 
 
 def test_cli_errors():

@@ -27,4 +27,5 @@ def _translation(directory: Path) -> Page:
 
     return translation.html(TranslationResult.from_file_json(_io.read_json(_io.recover_dir(directory) /
                                                                          "translation.json")))
+from interlingua.report import sae, toy  # noqa: E402,F401  (sae eval, sae match, toy reproduce)
 from interlingua.report import steer  # noqa: E402,F401  (steer.json, causal.json)

@@ -87,30 +87,11 @@ def cmd_sae_train(args) -> None:
 # eval
 
 
-def _evaluate_one(sae, model, texts, args) -> dict:
-    from interlingua.activations import extract
-    from interlingua.sae.data import Exclusion
-    from interlingua.sae.evaluate import downstream_loss, reconstruction_metrics, top_snippets
-
-    hook = sae.cfg.hook_name
-    if not hook:
-        raise InterlinguaError("the SAE does not record its hook point; pass --hook.")
-    exc = sae.cfg.provenance.get("source", {}).get("exclusion", {})
-    exclusion = Exclusion(skip_first=int(exc.get("skip_first", 1)), outlier_factor=float(exc.get("outlier_factor", 10)))
-    acts = extract(model, texts, hook, max_tokens=args.max_tokens, progress=not args.json)
-    kept = acts.select(exclusion.keep(acts, [hook]))
-    out = {"model": model.name, "hook": hook, "reconstruction": reconstruction_metrics(sae, kept[hook].float())}
-    if not args.no_downstream:
-        out["downstream"] = downstream_loss(model, sae, texts, hook=hook, skip_first=exclusion.skip_first,
-                                            max_tokens=args.max_tokens)
-    if args.snippets:
-        out["latents"] = top_snippets(sae, kept, hook, n_latents=args.snippets)
-    return out
-
-
 def cmd_sae_eval(args) -> None:
+    from interlingua import report
+    from interlingua.report import sae as sae_report
     from interlingua.sae import load_sae
-    from interlingua.sae.evaluate import snippets_html
+    from interlingua.sae.evaluate import SAEEval, evaluate
 
     _set_threads(args.threads)
     sae = load_sae(args.sae)
@@ -122,7 +103,9 @@ def cmd_sae_eval(args) -> None:
     texts = _texts(args, "test")
     seed = sae.cfg.provenance.get("random_init")
     model = _model(name, args.dtype, seed)
-    report = {"sae": str(args.sae), "texts": len(texts), "main": _evaluate_one(sae, model, texts, args)}
+    kw = dict(max_tokens=args.max_tokens, downstream=not args.no_downstream, snippets=args.snippets,
+              progress=not args.json)
+    result = SAEEval(sae=str(args.sae), texts=len(texts), main=evaluate(sae, model, texts, **kw))
     if args.baseline:
         base = load_sae(args.baseline)
         base_seed = base.cfg.provenance.get("random_init")
@@ -130,54 +113,20 @@ def cmd_sae_eval(args) -> None:
             raise InterlinguaError(f"{args.baseline} was not trained on a random-init model (train it with "
                                    "`interlingua sae train --random-init 0 …`).")
         base_model = _model(base.cfg.model_name or name, args.dtype, base_seed)
-        report["baseline"] = _evaluate_one(base, base_model, texts, args)
-        report["baseline_sae"] = str(args.baseline)
-    if args.html and "latents" in report["main"]:
-        from interlingua import _io
-
-        with _io.atomic_path(args.html) as tmp:
-            tmp.write_text(snippets_html(report["main"]["latents"], f"{sae.cfg.model_name} {sae.cfg.hook_name} "
-                                         f"({sae.architecture}, {sae.d_sae} latents)"), encoding="utf-8")
-        report["html"] = str(Path(args.html).resolve())
+        result.baseline = evaluate(base, base_model, texts, **kw)
+        result.baseline_sae = str(args.baseline)
+    title = f"{sae.cfg.model_name} {sae.cfg.hook_name} ({sae.architecture}, {sae.d_sae} latents)"
+    if args.html and result.main.latents:
+        result.html = str(Path(args.html).resolve())
+        sae_report.eval_html(result, title).write(args.html)
+    if args.out:
+        sae_report.save_eval(result, args.out)
+        report.write_report(sae_report.eval_html(result, title), args.out)
     if args.json:
-        return _print_json(report)
-    _print_eval(report)
-
-
-_ROWS = [("reconstruction", "fvu", "FVU (lower is better)"), ("reconstruction", "l0", "L0"),
-         ("reconstruction", "dead_fraction", "dead fraction"), ("reconstruction", "dense_fraction", "dense fraction"),
-         ("reconstruction", "l2_ratio", "‖x̂‖ / ‖x‖"),
-         ("reconstruction", "relative_reconstruction_bias", "reconstruction bias γ (>1: shrunk)"),
-         ("downstream", "ce_clean", "CE clean (nats)"), ("downstream", "ce_sae", "CE with SAE"),
-         ("downstream", "ce_zero", "CE zero-ablated"), ("downstream", "ce_recovered", "CE recovered"),
-         ("downstream", "kl_sae", "KL with SAE"), ("downstream", "kl_recovered", "KL recovered")]
-
-
-def _print_eval(r: dict) -> None:
-    cols = [("main", r["main"])] + ([("random-init", r["baseline"])] if "baseline" in r else [])
-    print(f"SAE {r['sae']} on {r['main']['model']} {r['main']['hook']}, {r['texts']} held-out documents, "
-          f"{r['main']['reconstruction']['n']:,} tokens")
-    paired = len(cols) == 2
-    print(f"  {'':<36}" + "".join(f"{name:>14}" for name, _ in cols) + (f"{'main − random':>16}" if paired else ""))
-    for section, key, label in _ROWS:
-        vals = [c.get(section, {}).get(key) for _, c in cols]
-        if all(v is None for v in vals):
-            continue
-        line = f"  {label:<36}" + "".join(f"{v:>14.4f}" if isinstance(v, float) else f"{str(v):>14}" for v in vals)
-        if paired and all(isinstance(v, float) for v in vals):
-            line += f"{vals[0] - vals[1]:>+16.4f}"
-        print(line)
-    if paired:
-        print("  (a metric separates the SAEs when the difference is large against its scale; CE recovered is "
-              "undefined where zero-ablation does not raise the loss)")
-    hist = r["main"]["reconstruction"]["density_histogram"]
-    print("  latent density: " + ", ".join(f"{b} {c}" for b, c in zip(hist["bins"], hist["counts"])))
-    for lat in r["main"].get("latents", [])[:10]:
-        s = lat["snippets"][0]
-        print(f"  latent {lat['latent']:>6} ({lat['density']:.2%}): …{s['left'][-30:]}[[{s['token']}]]{s['right'][:30]}…"
-              .replace("\n", " "))
-    if "html" in r:
-        print(f"  snippets: {r['html']}")
+        return _print_json(result.to_json())
+    print(sae_report.eval_text(result))
+    if args.out:
+        print(f"  saved: {Path(args.out) / sae_report.EVAL_FILE}, report: {Path(args.out) / report.REPORT}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,8 +134,10 @@ def _print_eval(r: dict) -> None:
 
 
 def cmd_sae_match(args) -> None:
+    from interlingua import report
+    from interlingua.report import sae as sae_report
     from interlingua.sae import load_sae
-    from interlingua.sae.match import match_latents
+    from interlingua.sae.match import MatchSide, SAEMatch, match_latents
     from interlingua.translate.pairs import paired_words
 
     _set_threads(args.threads)
@@ -202,38 +153,27 @@ def cmd_sae_match(args) -> None:
     x_a, x_b = pairs.a[hook_a], pairs.b[hook_b]
     kw = dict(min_fires=args.min_fires, max_latents=args.max_latents, n_null=args.n_null, groups=pairs.doc)
     cross = match_latents(sae_a, x_a, sae_b, x_b, **kw)
-    report = {"a": {"model": name_a, "hook": hook_a, "sae": str(args.sae_a)},
-              "b": {"model": name_b, "hook": hook_b, "sae": str(args.sae_b)},
-              "texts": len(texts), "cross": cross.summary, "top_pairs": cross.pairs(args.top)}
+    result = SAEMatch(a=MatchSide(model=name_a, hook=hook_a, sae=str(args.sae_a)),
+                      b=MatchSide(model=name_b, hook=hook_b, sae=str(args.sae_b)),
+                      texts=len(texts), cross=cross.summary, top_pairs=cross.pairs(args.top))
     if args.sae_a2:
         sae_a2 = load_sae(args.sae_a2)
         if sae_a2.cfg.hook_name != hook_a:
             raise InterlinguaError(f"--sae-a2 is at {sae_a2.cfg.hook_name}, --sae-a at {hook_a}; the ceiling needs "
                                    "the same hook point.")
         ceiling = match_latents(sae_a, x_a, sae_a2, x_a, **kw)
-        report["seed_ceiling"] = ceiling.summary
-        c = ceiling.summary["fraction_above"]
-        report["cross_over_ceiling"] = cross.summary["fraction_above"] / c if c > 0 else None
+        result.seed_ceiling = ceiling.summary
+        c = ceiling.summary.fraction_above
+        result.cross_over_ceiling = cross.summary.fraction_above / c if c > 0 else None
     if args.out:
-        from interlingua import _io
-
-        _io.write_json(args.out, {**report, "matched": {"a": cross.latents_a, "b": cross.latents_b,
-                                                        "corr": cross.matched_corr}})
+        result.matched = cross.matched()
+        saved = sae_report.save_match(result, args.out)
+        report.write_report(sae_report.match_html(result), saved.parent)
     if args.json:
-        return _print_json(report)
-    s = report["cross"]
-    print(f"{name_a} {hook_a} ↔ {name_b} {hook_b}: {s['n_words']:,} aligned words, {s['n_latents_a']} × "
-          f"{s['n_latents_b']} latents firing ≥ {args.min_fires} times")
-    print(f"  Hungarian-matched correlation: mean {s['mean_matched_corr']:.3f}, median {s['quantiles'].get('0.5', 0):.3f}; "
-          f"fraction > {s['threshold']}: {s['fraction_above']:.1%}")
-    print(f"  shuffled-word null: mean {s['null_mean_matched_corr']:.3f}, fraction > {s['threshold']}: "
-          f"max {s['null_fraction_above_max']:.1%} over {args.n_null} shuffles")
-    if "seed_ceiling" in report:
-        c = report["seed_ceiling"]
-        ratio = report["cross_over_ceiling"]
-        print(f"  seed-to-seed ceiling (two SAEs on {name_a}): fraction > {c['threshold']}: {c['fraction_above']:.1%} "
-              f"→ cross-model / ceiling = {ratio:.2f}" if ratio is not None else "  seed ceiling is 0")
-    print("  best pairs: " + ", ".join(f"{p['a']}↔{p['b']} {p['corr']:.2f}" for p in report["top_pairs"][:8]))
+        return _print_json(result.printed())
+    print(sae_report.match_text(result, min_fires=args.min_fires))
+    if args.out:
+        print(f"  saved: {saved}, report: {saved.parent / report.REPORT}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,7 +274,9 @@ def add_sae_parser(subparsers) -> None:
     s.add_argument("--no-downstream", action="store_true", help="skip the spliced-model loss (faster)")
     s.add_argument("--snippets", type=non_negative_int, default=0, metavar="N",
                    help="top snippets for the N most frequent latents")
-    s.add_argument("--html", help="write the snippets as a browsable HTML page")
+    s.add_argument("--html", help="also write the report page (metrics, density, latent cards) to this file")
+    s.add_argument("--out", help="output directory: the results as sae_eval.json and the report as report.html "
+                                 "(`interlingua report DIR` draws it again)")
     _add_run_args(s)
     s.set_defaults(fn=cmd_sae_eval)
 
@@ -355,6 +297,8 @@ def add_sae_parser(subparsers) -> None:
                    help="keep at most N latents per SAE (most frequent)")
     s.add_argument("--n-null", type=positive_int, default=3, help="shuffled-word repeats for the null")
     s.add_argument("--top", type=positive_int, default=20, help="best pairs to list")
-    s.add_argument("--out", help="write the full matching (every pair) as JSON")
+    s.add_argument("--out", help="output directory: the full matching (every pair) as sae_match.json and the "
+                                 "report as report.html; a path ending in .json names the JSON file itself "
+                                 "(report.html goes beside it)")
     _add_run_args(s)
     s.set_defaults(fn=cmd_sae_match)

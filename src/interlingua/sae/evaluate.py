@@ -5,16 +5,20 @@
 * :func:`downstream_loss` — the model's next-token loss with the SAE spliced in at its hook (every
   trained position replaced by its reconstruction), against the clean model and zero-ablation:
   cross-entropy and KL recovered.
-* :func:`top_snippets` / :func:`snippets_html` — each latent's top-activating tokens in context.
+* :func:`top_snippets` — each latent's top-activating tokens in context.
+* :func:`evaluate` — all of the above for one SAE on its model, as a typed :class:`SAEEvalSide`;
+  ``interlingua sae eval`` saves an :class:`SAEEval` (one side, or the SAE and its random-init
+  baseline) and :mod:`interlingua.report.sae` renders it (text, and the HTML page with latent cards).
 
-Each function is plain: tensors in, a JSON-ready dict out.
+The measuring functions are plain: tensors in, a JSON-ready dict out; the records read those dicts.
 """
 
 from __future__ import annotations
 
-import html
+import dataclasses
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +28,7 @@ from interlingua.activations import Activations
 from interlingua.errors import InterlinguaError
 from interlingua.models.hooks import hooked
 from interlingua.models.loaded import LoadedModel
+from interlingua.results import Record, record
 from interlingua.sae.model import SparseAutoencoder
 
 DENSE_DENSITY = 0.1  # a latent firing on more than 10% of tokens counts as dense
@@ -233,21 +238,119 @@ def _context(acts: Activations, row: int, width: int) -> dict:
     return {"left": text[max(0, s - width):s], "token": text[s:e], "right": text[e:e + width]}
 
 
-def snippets_html(latents: list[dict], title: str = "SAE latents") -> str:
-    """A self-contained HTML page: per latent, its snippets with the firing token highlighted
-    (opacity ∝ activation relative to the latent's maximum)."""
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font:14px/1.5 system-ui,sans-serif;max-width:70em;margin:2em auto}"
-             ".s{font-family:ui-monospace,monospace;white-space:pre-wrap;margin:.2em 0}"
-             "mark{padding:0 .1em;border-radius:3px}h2{font-size:1.05em;margin-top:1.5em}"
-             ".a{color:#666;font-size:.85em}</style>", f"<h1>{html.escape(title)}</h1>"]
-    for lat in latents:
-        top = max((s["activation"] for s in lat["snippets"]), default=1.0) or 1.0
-        parts.append(f"<h2>latent {lat['latent']} <span class='a'>fires on {lat['fires']} tokens "
-                     f"({lat['density']:.2%})</span></h2>")
-        for s in lat["snippets"]:
-            alpha = 0.15 + 0.85 * s["activation"] / top
-            parts.append(f"<div class='s'>{html.escape(s['left'])}<mark style='background:rgba(255,140,0,"
-                         f"{alpha:.2f})'>{html.escape(s['token'])}</mark>{html.escape(s['right'])} "
-                         f"<span class='a'>{s['activation']:.3g}</span></div>")
-    return "\n".join(parts) + "\n"
+# --------------------------------------------------------------------------------------------
+# Typed results (the JSON keys of ``sae eval --json`` and ``sae_eval.json``)
+
+
+@record
+class DensityHistogram(Record):
+    """Latents counted by log10 firing frequency (:func:`density_histogram`): ``bins`` labels, ``counts``."""
+
+    bins: list[str]
+    counts: list[int]
+
+
+@record
+class Reconstruction(Record):
+    """:func:`reconstruction_metrics` of one SAE on held-out activations."""
+
+    n: int = 0
+    fvu: float | None = None
+    explained_variance: float | None = None
+    l0: float | None = None
+    dead_fraction: float | None = None
+    dense_fraction: float | None = None
+    l2_ratio: float | None = None
+    relative_reconstruction_bias: float | None = None
+    cosine: float | None = None
+    density_histogram: DensityHistogram | None = None
+
+
+@record
+class Downstream(Record):
+    """:func:`downstream_loss`: next-token CE and KL with the SAE (and zeros) spliced in."""
+
+    tokens: int = 0
+    hook: str = ""
+    spliced_from_position: int = 0
+    ce_clean: float | None = None
+    ce_sae: float | None = None
+    ce_zero: float | None = None
+    ce_recovered: float | None = None
+    kl_sae: float | None = None
+    kl_zero: float | None = None
+    kl_recovered: float | None = None
+
+
+@record
+class Snippet(Record):
+    """One top activation of a latent: the firing ``token`` with its ``left`` / ``right`` context."""
+
+    left: str = ""
+    token: str = ""
+    right: str = ""
+    activation: float = 0.0
+    doc: int = 0
+    pos: int = 0
+
+
+@record
+class LatentSnippets(Record):
+    """A latent's firing count and density, and its top snippets (:func:`top_snippets`)."""
+
+    latent: int = 0
+    fires: int = 0
+    density: float = 0.0
+    snippets: list[Snippet] = dataclasses.field(default_factory=list)
+
+
+@record
+class SAEEvalSide(Record):
+    """Everything measured for one SAE on its model (:func:`evaluate`)."""
+
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"downstream", "latents"})
+
+    model: str = ""
+    hook: str = ""
+    reconstruction: Reconstruction | None = None
+    downstream: Downstream | None = None
+    latents: list[LatentSnippets] | None = None
+
+
+@record
+class SAEEval(Record):
+    """What ``interlingua sae eval`` reports: the SAE (``main``) and optionally its random-init ``baseline``."""
+
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"baseline", "baseline_sae", "html"})
+
+    sae: str = ""
+    texts: int = 0
+    main: SAEEvalSide | None = None
+    baseline: SAEEvalSide | None = None
+    baseline_sae: str | None = None
+    html: str | None = None
+
+
+def evaluate(sae: SparseAutoencoder, model: LoadedModel, texts: Sequence[str], *, max_tokens: int = 256,
+             downstream: bool = True, snippets: int = 0, progress: bool = False) -> SAEEvalSide:
+    """Evaluate ``sae`` on ``model``'s activations of ``texts`` at the SAE's hook, leaving out the
+    positions its training left out: reconstruction, optionally the downstream loss, and the top
+    snippets of the ``snippets`` most frequent latents."""
+    from interlingua.activations import extract
+    from interlingua.sae.data import Exclusion
+
+    hook = sae.cfg.hook_name
+    if not hook:
+        raise InterlinguaError("the SAE does not record its hook point; pass --hook.")
+    exc = sae.cfg.provenance.get("source", {}).get("exclusion", {})
+    exclusion = Exclusion(skip_first=int(exc.get("skip_first", 1)), outlier_factor=float(exc.get("outlier_factor", 10)))
+    acts = extract(model, texts, hook, max_tokens=max_tokens, progress=progress)
+    kept = acts.select(exclusion.keep(acts, [hook]))
+    side = SAEEvalSide(model=model.name, hook=hook,
+                       reconstruction=Reconstruction.from_json(reconstruction_metrics(sae, kept[hook].float())))
+    if downstream:
+        side.downstream = Downstream.from_json(downstream_loss(model, sae, texts, hook=hook,
+                                                               skip_first=exclusion.skip_first, max_tokens=max_tokens))
+    if snippets:
+        side.latents = [LatentSnippets.from_json(x) for x in top_snippets(sae, kept, hook, n_latents=snippets)]
+    return side

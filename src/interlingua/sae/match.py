@@ -13,17 +13,23 @@ activations, and two latents "match" when those functions correlate:
    0.5, and, with a second SAE on A (another seed), the same fraction between seeds: the ceiling
    against which a cross-model fraction reads (seeds of one model share only ~30–53% in
    published work).
+
+:class:`MatchResult` holds one matching (its :class:`MatchSummary` is what is reported);
+:class:`SAEMatch` is what ``interlingua sae match`` prints and saves (``sae_match.json``), rendered
+by :mod:`interlingua.report.sae`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from interlingua.errors import InterlinguaError
+from interlingua.results import Record, record
 from interlingua.sae.model import SparseAutoencoder
 from interlingua.toy.metrics import _hungarian_min
 
@@ -62,6 +68,49 @@ def hungarian(corr: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows, cols, c[rows, cols]
 
 
+@record
+class MatchSummary(Record):
+    """The matched-correlation distribution of one matching against its shuffled-word null.
+
+    ``fraction_above`` is the share of A's kept latents matched above ``threshold``;
+    ``null_fraction_above`` the same per shuffle. Histograms count correlations in the bins
+    ``histogram_edges`` (observed: ``histogram``, every shuffle pooled: ``null_histogram``).
+    """
+
+    n_latents_a: int = 0
+    n_matched: int = 0
+    mean_matched_corr: float = 0.0
+    quantiles: dict[str, float] = field(default_factory=dict)
+    fraction_above: float = 0.0
+    threshold: float = 0.5
+    null_mean_matched_corr: float | None = None
+    null_quantiles: dict[str, float] = field(default_factory=dict)
+    null_fraction_above: list[float] = field(default_factory=list)
+    null_fraction_above_max: float | None = None
+    histogram_edges: list[float] = field(default_factory=list)
+    histogram: list[int] = field(default_factory=list)
+    null_histogram: list[int] = field(default_factory=list)
+    n_latents_b: int = 0
+    n_words: int = 0
+
+    @property
+    def p_value(self) -> float | None:
+        """Share of shuffles whose fraction above the threshold reaches the observed one, (1 + k) / (1 + n)."""
+        if not self.null_fraction_above:
+            return None
+        k = sum(n >= self.fraction_above for n in self.null_fraction_above)
+        return (1 + k) / (1 + len(self.null_fraction_above))
+
+
+@record
+class LatentPair(Record):
+    """A matched pair: latent ``a`` of A, latent ``b`` of B and their correlation."""
+
+    a: int = 0
+    b: int = 0
+    corr: float = 0.0
+
+
 @dataclass
 class MatchResult:
     """Matched latents of A and B with their correlations, and the shuffled-pairing null."""
@@ -70,20 +119,73 @@ class MatchResult:
     latents_b: list[int]
     matched_corr: list[float]
     null_matched_corr: list[list[float]]
-    summary: dict = field(default_factory=dict)
+    summary: MatchSummary = field(default_factory=MatchSummary)
 
-    def pairs(self, top: int = 20) -> list[dict]:
+    def pairs(self, top: int = 20) -> list[LatentPair]:
         """The best-correlated matched pairs."""
         order = np.argsort(self.matched_corr)[::-1][:top]
-        return [{"a": self.latents_a[i], "b": self.latents_b[i], "corr": round(self.matched_corr[i], 4)}
+        return [LatentPair(a=self.latents_a[i], b=self.latents_b[i], corr=round(self.matched_corr[i], 4))
                 for i in order]
 
+    def matched(self) -> Matched:
+        return Matched(a=list(self.latents_a), b=list(self.latents_b), corr=list(self.matched_corr))
 
-def _summary(matched: np.ndarray, nulls: list[np.ndarray], n_a: int, threshold: float) -> dict:
+
+@record
+class MatchSide(Record):
+    """One side of a matching: the model, its hook and the SAE's directory."""
+
+    model: str = ""
+    hook: str = ""
+    sae: str = ""
+
+
+@record
+class Matched(Record):
+    """Every matched pair, as three parallel lists (saved to ``sae_match.json``, not printed)."""
+
+    a: list[int] = field(default_factory=list)
+    b: list[int] = field(default_factory=list)
+    corr: list[float] = field(default_factory=list)
+
+
+@record
+class SAEMatch(Record):
+    """What ``interlingua sae match`` reports (``--json``) and saves (``sae_match.json``, with ``matched``).
+
+    ``seed_ceiling`` and ``cross_over_ceiling`` are there only with a second SAE on A
+    (``cross_over_ceiling`` is then null where the ceiling is 0).
+    """
+
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"seed_ceiling", "matched"})
+
+    a: MatchSide | None = None
+    b: MatchSide | None = None
+    texts: int = 0
+    cross: MatchSummary | None = None
+    top_pairs: list[LatentPair] = field(default_factory=list)
+    seed_ceiling: MatchSummary | None = None
+    cross_over_ceiling: float | None = None
+    matched: Matched | None = None
+
+    def to_json(self) -> dict:
+        out = super().to_json()
+        if self.seed_ceiling is None and self.cross_over_ceiling is None and "cross_over_ceiling" not in self.extra:
+            out.pop("cross_over_ceiling", None)
+        return out
+
+    def printed(self) -> dict:
+        """The JSON ``--json`` prints: everything but the full list of matched pairs."""
+        out = self.to_json()
+        out.pop("matched", None)
+        return out
+
+
+def _summary(matched: np.ndarray, nulls: list[np.ndarray], n_a: int, threshold: float) -> MatchSummary:
     null_all = np.concatenate(nulls) if nulls else np.zeros(0)
     null_frac = [float((n > threshold).sum() / n_a) for n in nulls]
     q = [0.1, 0.25, 0.5, 0.75, 0.9]
-    return {
+    return MatchSummary.from_json({
         "n_latents_a": n_a,
         "n_matched": int(len(matched)),
         "mean_matched_corr": float(matched.mean()) if len(matched) else 0.0,
@@ -97,7 +199,7 @@ def _summary(matched: np.ndarray, nulls: list[np.ndarray], n_a: int, threshold: 
         "histogram_edges": np.linspace(-0.2, 1.0, 13).round(2).tolist(),
         "histogram": np.histogram(matched, bins=np.linspace(-0.2, 1.0, 13))[0].tolist(),
         "null_histogram": np.histogram(null_all, bins=np.linspace(-0.2, 1.0, 13))[0].tolist(),
-    }
+    })
 
 
 def match_latents(sae_a: SparseAutoencoder, x_a: Tensor, sae_b: SparseAutoencoder, x_b: Tensor, *,
@@ -125,8 +227,8 @@ def match_latents(sae_a: SparseAutoencoder, x_a: Tensor, sae_b: SparseAutoencode
     result = MatchResult(latents_a=keep_a[rows].tolist(), latents_b=keep_b[cols].tolist(),
                          matched_corr=matched.tolist(), null_matched_corr=[n.tolist() for n in nulls])
     result.summary = _summary(matched, nulls, len(keep_a), threshold)
-    result.summary["n_latents_b"] = int(len(keep_b))
-    result.summary["n_words"] = int(len(x_a))
+    result.summary.n_latents_b = int(len(keep_b))
+    result.summary.n_words = int(len(x_a))
     return result
 
 

@@ -12,10 +12,12 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
+from interlingua.results import Record, record
 from interlingua.toy import metrics as M
 from interlingua.toy.crossmodel import (
     ProjectedWorld,
@@ -40,17 +42,49 @@ from interlingua.toy.train import (
 Outcome = tuple[bool, dict, str]
 
 
-@dataclass(frozen=True)
-class CheckResult:
+@record
+class CheckResult(Record):
+    """One check's outcome: whether it ``passed``, what it ``measured`` against what was ``expected``
+    (the paper's result with its tolerance), its ``tier`` and the ``paper`` it reproduces."""
+
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"paper"})
+
     name: str
     passed: bool
     measured: dict
     expected: str
     seconds: float
     tier: str
+    paper: str | None = None
 
-    def to_json(self) -> dict:
-        return asdict(self)
+    def line(self) -> dict:
+        """The record ``toy reproduce --json`` prints per check."""
+        return {"name": self.name, "passed": self.passed, "measured": self.measured, "expected": self.expected,
+                "seconds": self.seconds}
+
+
+@record
+class SuiteFigure(Record):
+    """A figure written beside the results: its PNG ``file``, the ``svg`` file the report embeds, the
+    plot ``kind`` and a ``caption``."""
+
+    file: str = ""
+    svg: str = ""
+    kind: str = "lines"
+    caption: str = ""
+
+
+@record
+class ToyReproduction(Record):
+    """What ``interlingua toy reproduce`` ran (``toy_reproduce.json``): every check's result and the figures."""
+
+    seeds: int = 0
+    checks: list[CheckResult] = field(default_factory=list)
+    figures: list[SuiteFigure] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[str]:
+        return [c.name for c in self.checks if not c.passed]
 
 
 @dataclass(frozen=True)
@@ -758,7 +792,7 @@ def select(names: list[str] | None = None, tier: str = "fast") -> list[Check]:
 def run_check(c: Check, seeds: int = DEFAULT_SEEDS) -> CheckResult:
     t0 = time.perf_counter()
     passed, measured, expected = c.fn(seeds)
-    return CheckResult(c.name, bool(passed), measured, expected, round(time.perf_counter() - t0, 2), c.tier)
+    return CheckResult(c.name, bool(passed), measured, expected, round(time.perf_counter() - t0, 2), c.tier, c.paper)
 
 
 def run_checks(names: list[str] | None = None, tier: str = "fast", seeds: int = DEFAULT_SEEDS) -> list[CheckResult]:
