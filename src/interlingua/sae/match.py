@@ -170,7 +170,7 @@ class SAEMatch(Record):
 
     def to_json(self) -> dict:
         out = super().to_json()
-        if self.seed_ceiling is None and self.cross_over_ceiling is None and "cross_over_ceiling" not in self.extra:
+        if self.seed_ceiling is None and self.cross_over_ceiling is None:  # no second SAE on A: no key
             out.pop("cross_over_ceiling", None)
         return out
 

@@ -72,7 +72,8 @@ def tms_intro_n5_m2(seeds: int, ran: set[str]) -> list[ToyFigure]:
     for ax in list(axes.flat)[len(levels):]:
         ax.axis("off")
     fig.suptitle("TMS n=5, m=2: columns of W (colour = importance rank, yellow = least important)")
-    return [_done(fig, "tms_intro_n5_m2.png", "lines", "TMS n=5, m=2: the columns of W at each sparsity (pentagon in superposition when sparse).")]
+    return [_done(fig, "tms_intro_n5_m2.png", "lines",
+                  "TMS n=5, m=2: the columns of W at each sparsity (pentagon in superposition when sparse).")]
 
 
 @figure("tms_sparsity_sweep_n20_m5", "tms_importance_allocation")
@@ -94,7 +95,8 @@ def tms_sparsity_n20_m5(seeds: int, ran: set[str]) -> list[ToyFigure]:
     bx.set(xlabel="feature (importance 0.7^i)", ylabel="‖W_i‖", title="which features are represented")
     bx.legend(fontsize=7)
     fig.suptitle("TMS n=20, m=5")
-    return [_done(fig, "tms_sparsity_n20_m5.png", "scatter", "TMS n=20, m=5: feature dimensionality against sparsity (sticky fractions), and which features are represented.")]
+    return [_done(fig, "tms_sparsity_n20_m5.png", "scatter",
+                  "TMS n=20, m=5: feature dimensionality against sparsity (sticky fractions), and which features are represented.")]
 
 
 @figure("tms_feature_geometry_n200_m20")
@@ -114,7 +116,8 @@ def tms_feature_geometry_n200_m20(seeds: int, ran: set[str]) -> list[ToyFigure]:
         ax.axhline(frac, lw=0.5, color="grey")
     ax.set(xscale="log", xlabel="1 / (1 − S)", ylabel="D_i", title="TMS n=200, m=20: feature dimensionality")
     ax.legend()
-    return [_done(fig, "tms_feature_geometry_n200_m20.png", "scatter", "TMS n=200, m=20: per-feature dimensionality D_i and D* against sparsity.")]
+    return [_done(fig, "tms_feature_geometry_n200_m20.png", "scatter",
+                  "TMS n=200, m=20: per-feature dimensionality D_i and D* against sparsity.")]
 
 
 @figure("tms_phase_diagram_grid")
@@ -136,7 +139,8 @@ def tms_phase_diagram(seeds: int, ran: set[str]) -> list[ToyFigure]:
            yticklabels=[f"{p:g}" for p in PHASE_P], xlabel="relative importance of feature 2",
            ylabel="feature density 1 − S",
            title="n=2, m=1: − absent, D dedicated, S antipodal\n(big: lowest-loss seed; small: each seed)")
-    return [_done(fig, "tms_phase_diagram_n2_m1.png", "heatmap", "Phase diagram n=2, m=1: absent, dedicated or antipodal (superposed) second feature.")]
+    return [_done(fig, "tms_phase_diagram_n2_m1.png", "heatmap",
+                  "Phase diagram n=2, m=1: absent, dedicated or antipodal (superposed) second feature.")]
 
 
 @figure("sae_dictionary_sweep", "sae_recovers_planted")
@@ -158,7 +162,8 @@ def sae_dictionary_sweep(seeds: int, ran: set[str]) -> list[ToyFigure]:
     ax.set(ylabel="MMCS to the planted features", title="recovery (Sharkey et al. Fig. 3)")
     bx.set(ylabel="share of dead latents", title="dead latents (Fig. 4)")
     ax.legend(), bx.legend()
-    return [_done(fig, "sae_dictionary_sweep.png", "lines", "Sparse dictionary learning: recovery (MMCS) and dead latents against dictionary size.")]
+    return [_done(fig, "sae_dictionary_sweep.png", "lines",
+                  "Sparse dictionary learning: recovery (MMCS) and dead latents against dictionary size.")]
 
 
 @figure("s_curve_four_modes", "s_curve_plateaus")
@@ -176,7 +181,8 @@ def s_curves(seeds: int, ran: set[str]) -> list[ToyFigure]:
         ax.set(xlabel="time (lr × steps)", ylabel="learned strength / target", title=f"init scale ε={eps:g}")
         ax.legend()
     fig.suptitle("S-curves: rank-r U Vᵀ learning Σ s_k a_k b_kᵀ (plateau ≈ ln(1/ε)/s)")
-    return [_done(fig, "s_curves.png", "lines", "S-curves: each mode is learned after a plateau of about ln(1/ε)/s.")]
+    return [_done(fig, "s_curves.png", "lines",
+                  "S-curves: each mode is learned after a plateau of about ln(1/ε)/s.")]
 
 
 @figure("memorisation_geometry_sweep", "memorisation_geometry")
@@ -192,7 +198,8 @@ def memorisation(seeds: int, ran: set[str]) -> list[ToyFigure]:
             ax.plot([0, x], [0, y], color="tab:red", lw=1.5)
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[], title=f"T = {T}")
     fig.suptitle("Memorisation (n=1000, m=2): hidden vectors of the T training points")
-    return [_done(fig, "memorisation_m2.png", "lines", "Memorisation (n=1000, m=2): the hidden vectors of the T training points form a regular polygon.")]
+    return [_done(fig, "memorisation_m2.png", "lines",
+                  "Memorisation (n=1000, m=2): the hidden vectors of the T training points form a regular polygon.")]
 
 
 @figure("engineering_monosemanticity_sweep", "engineering_monosemanticity")
@@ -216,7 +223,8 @@ def engineering_monosemanticity(seeds: int, ran: set[str]) -> list[ToyFigure]:
     bx.set(xlabel="step", title=f"k={widths[-1]}: loss flattens, monosemanticity keeps rising")
     bx.legend(fontsize=8)
     fig.suptitle("Engineering Monosemanticity (feature decoder)")
-    return [_done(fig, "engineering_monosemanticity.png", "lines", "Engineering monosemanticity: coverage and monosemantic share against width; the training trajectory.")]
+    return [_done(fig, "engineering_monosemanticity.png", "lines",
+                  "Engineering monosemanticity: coverage and monosemantic share against width; the training trajectory.")]
 
 
 @figure("cross_model_correspondence", "cross_model_correspondence_seeds")
@@ -243,7 +251,8 @@ def cross_model(seeds: int, ran: set[str]) -> list[ToyFigure]:
         ax.set(title=f"A (k={XM_WIDTHS[0]}) × {name} (k={XM_WIDTHS[1]})", xlabel="B units (by represented feature)",
                ylabel="A units (by represented feature; polysemantic last)")
     fig.colorbar(im, ax=axes.tolist(), shrink=0.8, label="activation correlation")
-    return [_done(fig, "cross_model_correlation.png", "heatmap", "Unit-by-unit activation correlation of two toy models: trained B against random-init B.")]
+    return [_done(fig, "cross_model_correlation.png", "heatmap",
+                  "Unit-by-unit activation correlation of two toy models: trained B against random-init B.")]
 
 
 def _subplots(*args, **kw):
