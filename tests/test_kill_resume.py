@@ -111,7 +111,8 @@ def kill_then_resume(argv: list[str], out: Path, triggers: list[Trigger]) -> lis
 
 
 def contents(root: Path) -> dict[str, object]:
-    """Every file under ``root``: its bytes, or for JSON its content less the timings (which differ run to run)."""
+    """Every file under ``root``: its bytes, or for JSON its content less the timings (which differ run to run);
+    an HTML report is drawn from that JSON (timings included), so only its presence is compared."""
     def strip(obj):
         if isinstance(obj, dict):
             return {k: strip(v) for k, v in obj.items() if k not in TIMINGS}
@@ -120,7 +121,8 @@ def contents(root: Path) -> dict[str, object]:
     files = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         name = str(path.relative_to(root))
-        files[name] = strip(json.loads(path.read_text())) if path.suffix == ".json" else path.read_bytes()
+        files[name] = (strip(json.loads(path.read_text())) if path.suffix == ".json"
+                       else "a report" if path.suffix == ".html" else path.read_bytes())
     return files
 
 

@@ -112,8 +112,8 @@ class Translation:
     scores: dict[str, SplitScores] = field(default_factory=dict)
     examples: list[Example] = field(default_factory=list)
 
-    FILES = ("source", "target", "translation.json")
-    WHAT = "a saved translation (source/, target/, translation.json)"
+    FILES = ("source", "target", "translation.json", "report.html")
+    WHAT = "a saved translation (source/, target/, translation.json, report.html)"
 
     def save(self, directory: str | Path, *, overwrite: bool = True) -> Path:
         """Write ``source/``, ``target/`` (saved concepts) and ``translation.json`` into ``directory`` as one unit.
