@@ -211,6 +211,45 @@ def cmd_report(args) -> None:
         serve(path.parent, port=args.port)
 
 
+def cmd_audit(args) -> None:
+    from interlingua.audit import AuditConfig
+
+    config = AuditConfig(null_texts=args.null_texts, calibration_texts=args.calibration_texts,
+                         corpus_candidates=args.corpus_candidates, generate=args.generate,
+                         search_rounds=args.search_rounds, seed=args.seed, progress=not args.json)
+    with _saving_to(args.out):
+        _audit(args, config)
+
+
+def _audit(args, config) -> None:
+    from interlingua.audit import audit
+    from interlingua.models import load_model
+    from interlingua.report import audit as report_audit
+    from interlingua.report import write_report
+    from interlingua.textio import read_documents
+    from interlingua.translate import Translation
+
+    texts = read_documents(args.texts) if args.texts else []
+    sae = None
+    if args.sae:
+        from interlingua.sae import load_sae
+
+        sae = load_sae(args.sae)
+    tr = Translation.load(args.translation)
+    model_a = load_model(tr.source.model_name, dtype=args.dtype)
+    model_b = load_model(tr.target.model_name, dtype=args.dtype)
+    result = audit(tr, model_a, model_b, config, texts=texts, sae_a=sae)
+    page = None
+    if args.out:
+        result.save(args.out)
+        page = write_report(report_audit.html(result), args.out)
+    if args.json:
+        return _print_json({**result.to_json(), "saved_to": args.out})
+    print(report_audit.text(result))
+    if args.out:
+        print(f"  saved to {args.out}; report: {page}")
+
+
 def _translate_config(args):
     """The translation's settings from the command line, every one checked before any model loads."""
     from interlingua.translate import TranslateConfig
@@ -410,6 +449,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_translate)
 
+    s = sub.add_parser("audit", help="where a translated concept and its source disagree, and which of the source "
+                                     "model's concepts explain it",
+                       description="Rank inputs by how far B's translated score is from what A's score predicts "
+                                   "(a calibration fitted on held-out sentences, p-values against held-out null "
+                                   "sentences), and test every built-in concept of A (and an SAE of A's latents) "
+                                   "as an explanation, corrected for all tried.")
+    s.add_argument("--translation", required=True, help="a saved translation (translate --out DIR)")
+    s.add_argument("--texts", help="your own candidate texts: a .txt (one per line) or .jsonl file")
+    s.add_argument("--generate", type=non_negative_int, default=0,
+                   help="texts each model writes in the concept's generative mode (plain, steered, rewrites)")
+    s.add_argument("--search-rounds", type=non_negative_int, default=0,
+                   help="rounds of search: resample the endings of the top disagreements from both models")
+    s.add_argument("--corpus-candidates", type=non_negative_int, default=800, help="corpus sentences ranked")
+    s.add_argument("--calibration-texts", type=positive_int, default=200,
+                   help="held-out sentences the calibration is fitted on")
+    s.add_argument("--null-texts", type=positive_int, default=600, help="held-out sentences of the null")
+    s.add_argument("--sae", help="an SAE trained on the source model: its latents join the explanations")
+    s.add_argument("--seed", type=seed, default=0)
+    s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
+    s.add_argument("--out", help="save audit.json and report.html here")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_audit)
+
     s = sub.add_parser("report", help="re-draw DIR/report.html from the results saved there (nothing recomputed)",
                        description="Re-render the HTML report of a saved run (translate, demo, audit, steer, sae eval, "
                                    "sae match, toy reproduce) from its JSON alone; --serve shows it on 127.0.0.1.")
@@ -421,6 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
     from interlingua.toy.cli import add_toy_parser
 
     add_toy_parser(sub)
+
+    from interlingua.organism_cli import add_organism_parser
+
+    add_organism_parser(sub)
 
     from interlingua.sae.cli import add_sae_parser
 

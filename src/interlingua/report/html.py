@@ -90,17 +90,18 @@ class Page:
         return "–" if passed is None else ("<span class=ok>pass</span>" if passed else "<span class=fail>FAIL</span>")
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]], *, left: int = 1,
-              html_columns: Sequence[int] = ()) -> Page:
-        """A table; the first ``left`` columns are left-aligned. Cells are escaped, except the columns
-        in ``html_columns``, which must hold markup made by this module (e.g. :meth:`verdict`)."""
+              html_columns: Sequence[int] = (), text_columns: Sequence[int] = ()) -> Page:
+        """A table; the first ``left`` columns and the ``text_columns`` are left-aligned. Cells are escaped,
+        except the columns in ``html_columns``, which must hold markup made by this module (e.g. :meth:`verdict`)."""
         self._close_figs()
-        head = "".join(f"<th class={'l' if i < left else 'r'}>{esc(h)}</th>" for i, h in enumerate(headers))
+        lefts = set(range(left)) | set(text_columns)
+        head = "".join(f"<th class={'l' if i in lefts else 'r'}>{esc(h)}</th>" for i, h in enumerate(headers))
         body = []
         for row in rows:
             cells = []
             for i, v in enumerate(row):
                 content = v if i in html_columns else esc(fmt(v))
-                cells.append(f"<td class={'l' if i < left else 'r'}>{content}</td>")
+                cells.append(f"<td class={'l' if i in lefts else 'r'}>{content}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
         self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
         return self

@@ -19,6 +19,14 @@ def _demo(directory: Path) -> Page:
     return demo.html(result)
 
 
+@saved_as("audit.json")
+def _audit(directory: Path) -> Page:
+    from interlingua.audit import Audit
+    from interlingua.report import audit
+
+    return audit.html(Audit.load(directory))
+
+
 @saved_as("translation.json")
 def _translation(directory: Path) -> Page:
     from interlingua import _io
