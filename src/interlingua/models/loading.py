@@ -51,6 +51,8 @@ def load_model(
         spec = BUNDLED[name]
         cached = _cached_gguf(lambda: spec.gguf_path(cache_dir()), key=name)
         model, tok, source = _from_directory(cached), _tokenizer(cached), f"{spec.description}; cache {cached}"
+    elif (organism := _organism_dir(name)) is not None:
+        model, tok, source = _from_directory(organism), _tokenizer(organism), f"organism (default build); cache {organism}"
     elif name.endswith(".gguf"):
         path = Path(name).expanduser()
         if not path.is_file():
@@ -74,7 +76,20 @@ def load_tokenizer(name: str):
         return _tokenizer(_cached_gguf(lambda: spec.gguf_path(cache_dir()), key=name))
     if name.endswith(".gguf"):
         return load_model(name).tokenizer
+    if (organism := _organism_dir(name)) is not None:
+        return _tokenizer(organism)
     return _hf_tokenizer(name)
+
+
+def _organism_dir(name: str) -> Path | None:
+    """``<bundled>-organism``: the default model organism of a bundled model (built on first use), else None."""
+    from interlingua.organism import SUFFIX
+
+    if not (name.endswith(SUFFIX) and name.removesuffix(SUFFIX) in BUNDLED):
+        return None
+    from interlingua.organism import build_organism
+
+    return build_organism(name.removesuffix(SUFFIX))
 
 
 def _quiet_transformers() -> None:
