@@ -113,3 +113,30 @@ def test_demo_pages_from_saved_results(saved, tmp_path, browser):
     assert (tmp_path / row.directory / REPORT).is_file()
     check_report(browser, path, "demo", kinds=("bars", "histogram"))
     assert "yes_no" in demo.text(result) and "target median fidelity test" in demo.text(result)
+
+
+def test_a_new_control_and_method_reach_every_table_without_touching_the_renderers(llama, gemma, saved,
+                                                                                     monkeypatch):
+    """A control registered the usual way, and a method added to the results, appear in the text and the page."""
+    from dataclasses import replace as dc_replace
+
+    from interlingua.translate import controls
+    from interlingua.translate.results import MethodResult
+
+    monkeypatch.setitem(controls.CONTROLS, "planted_check", ("positive", lambda ctx: {
+        "statistic": "fidelity_test", "value": 0.123, "must": "be drawn everywhere", "passed": True}))
+    tr, _ = saved
+    ca = tr.source
+    names = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu"]
+    items = [{"positive": f"{n} said yes {i}.", "negative": f"{n} said no {i}."} for i, n in enumerate(names * 4)]
+    ds = from_dict({"name": "yes_no", "train": items[:30], "test": items[30:42], "ood": items[42:]})
+    new = translate_concept(ca, llama, gemma, ds, layers_b=(3,), corpus_docs=12, draws=20, n_boot=50,
+                            controls=("planted_check",))
+    result = new.result
+    result.metrics.methods["planted_method"] = dc_replace(result.metrics.methods["procrustes_map"],
+                                                          target_hook="resid_post.3")
+    assert isinstance(result.metrics.methods["planted_method"], MethodResult)
+    out = translation.text(result)
+    assert "control planted_check" in out and "planted_method" in out
+    page = translation.html(result).render()
+    assert "planted_check" in page and "be drawn everywhere" in page and "planted_method" in page
