@@ -488,6 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_organism_parser(sub)
 
+    from interlingua.diff_cli import add_diff_parser
+
+    add_diff_parser(sub)
+
     from interlingua.sae.cli import add_sae_parser
 
     add_sae_parser(sub)

@@ -37,3 +37,4 @@ def _translation(directory: Path) -> Page:
                                                                          "translation.json")))
 from interlingua.report import sae, toy  # noqa: E402,F401  (sae eval, sae match, toy reproduce)
 from interlingua.report import steer  # noqa: E402,F401  (steer.json, causal.json)
+from interlingua.report import diff  # noqa: E402,F401  (diff.json)
