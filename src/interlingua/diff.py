@@ -377,6 +377,7 @@ def _one(ds, base, tuned, reader_b, reader_t, layers, tcfg, acfg, cfg, candidate
     return ConceptDiff(
         concept=ds.name, base_hook=concept.hook, tuned_hook=tr.target.hook, auroc_base_test=concept.metrics.auroc_test,
         fidelity_test=m.test.fidelity if m.test else None, fidelity_ood=m.ood.fidelity if m.ood else None,
-        change=change, spread=spread, flagged=result.flagged, candidates=len(result.inputs or []), top_inputs=top, top_explanation=ex,
+        change=change, spread=spread, flagged=result.flagged, candidates=len(result.inputs or []), top_inputs=top,
+        top_explanation=ex,
         explanation_significant=bool(ex is not None and ex.p_value is not None and ex.p_value <= result.alpha),
         prior=prior_shift(sb, st))
