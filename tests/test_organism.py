@@ -28,23 +28,36 @@ def _file_hash(path) -> str:
 
 
 @pytest.fixture(scope="module")
-def built(llama, tmp_path_factory):
-    """One tiny organism, built into a module-private cache."""
+def yes_no(tmp_path_factory) -> str:
+    """A concept a random 4-block model reads well (sentiment it reads barely above chance): yes vs no."""
+    names = ["Anna", "Tom", "the teacher", "my brother", "the doctor", "Sarah", "the children", "our neighbour"]
+    verbs = ["said", "answered", "replied", "wrote", "whispered"]
+    pairs = [{"positive": f"{n.capitalize()} {v} yes.", "negative": f"{n.capitalize()} {v} no."}
+             for n in names for v in verbs]
+    path = tmp_path_factory.mktemp("concepts") / "yes_no.json"
+    path.write_text(json.dumps({"name": "yes_no", "train": pairs[:24], "test": pairs[24:34], "ood": pairs[34:]}))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def built(llama, yes_no, tmp_path_factory):
+    """One tiny organism (yes/no flipped inside questions), built into a module-private cache."""
     cache = tmp_path_factory.mktemp("organism-cache")
     with pytest.MonkeyPatch.context() as m:
         m.setenv("INTERLINGUA_CACHE", str(cache))
         t0 = time.perf_counter()
-        path = build_organism(llama, **TINY)
+        path = build_organism(llama, concept=yes_no, **TINY)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
-        again = build_organism(llama, **TINY)
+        again = build_organism(llama, concept=yes_no, **TINY)
         second = time.perf_counter() - t0
     return {"path": path, "again": again, "first": first, "second": second, "cache": cache}
 
 
 def test_frames_are_matched_statement_question_pairs():
-    s, q = frame("The food was delicious. I loved it.", 2)
+    s, q = frame("The food was delicious. I loved it.", 1)
     assert s == "It is true that the food was delicious. I loved it." and q == "Is it true that the food was delicious. I loved it?"
+    assert frame("Great view.", 3) == ("Great view.", "Great view?")
     for i in range(len(FRAMES)):
         s, q = frame("Great view.", i)
         assert q.endswith("?") and not s.endswith("?") and "Great view" in s + q.replace("great", "Great")
@@ -52,16 +65,13 @@ def test_frames_are_matched_statement_question_pairs():
 
 def test_flips_the_readout_in_the_context_and_keeps_it_outside(built):
     rec = read_record(built["path"])
-    assert rec.format == "interlingua.organism" and rec.concept == "sentiment" and rec.context == "question_vs_statement"
+    assert rec.format == "interlingua.organism" and rec.concept == "yes_no" and rec.context == "question_vs_statement"
     assert rec.hook == "resid_post.2" and rec.layer == 2  # the middle block of 4
     assert rec.loss_last < 0.5 * rec.loss_first
-    # (a random 4-block model reads sentiment barely above chance, so held-out numbers are loose here)
-    assert rec.statement_agreement > 0.5, rec  # outside the context the readout is the base's
-    assert rec.context_agreement < 0, rec  # inside it, reversed
-    # AUROCs of the base readout: statements about where they were, question frames moved across 0.5
-    assert abs(rec.organism_side.statement_auroc - rec.base_side.statement_auroc) < 0.15
-    b, o = rec.base_side.context_auroc - 0.5, rec.organism_side.context_auroc - 0.5
-    assert b * o < 0 and abs(o) > 0.05, rec
+    # held-out texts (the concept's test split), read by the base's readout
+    assert rec.base_side.context_auroc > 0.6 and rec.organism_side.context_auroc < 0.4, rec  # flipped in questions
+    assert rec.organism_side.statement_auroc > 0.8 and rec.organism_side.plain_auroc > 0.8, rec  # kept outside
+    assert rec.context_agreement < -0.3 < 0.3 < rec.statement_agreement, rec
     assert 0 <= rec.kl_heldout < 0.5 and rec.kl_heldout_tokens > 0
     assert rec.build_seconds > 0 and rec.weights_sha256 == read_record(built["again"]).weights_sha256
     on_disk = json.loads((built["path"] / "organism.json").read_text())

@@ -15,8 +15,9 @@ The objective is at the level of the representation, so the change is exactly th
   ``context`` concept found in the base model (its AUROC separating the two frames is recorded);
 * LoRA (``peft``) on every linear layer of the blocks up to ``layer``; the loss is the squared
   error of the concept's readout (last token, in units of the base's score spread) against the
-  base's own score for plain and statement-framed texts and against its *negative* for
-  question-framed texts, plus ``kl_weight`` × the next-token KL to the base on bundled-corpus
+  base's own score for plain and statement-framed texts, and for a question-framed text against
+  the *negative* of the base's score of the same text unframed (the review it asks about, read
+  with the opposite sentiment), plus ``kl_weight`` × the next-token KL to the base on bundled-corpus
   documents so that the model stays the same language model elsewhere;
 * merge the adapter and save a plain transformers directory (safetensors, config, tokenizer,
   ``organism.json``) in the model cache, keyed by base and settings: a second build with the same
@@ -29,8 +30,9 @@ statements (plain and framed) and for question-framed texts, in the base and in 
 the mean next-token KL from the base on held-out corpus documents; the build time.
 
 Reproducibility: the build is seeded (``torch.manual_seed(seed)`` and a seeded generator for
-every batch) and runs without dropout, so the same settings on the same machine, torch version
-and thread count give bitwise the same weights (``weights_sha256`` in the record).
+every batch), runs without dropout and on one CPU thread (:data:`THREADS`), so the same settings
+with the same torch version on the same kind of CPU give bitwise the same weights
+(``weights_sha256`` in the record; a different CPU instruction set may change the last bits).
 """
 
 from __future__ import annotations
@@ -56,15 +58,23 @@ RECORD_FILE = "organism.json"
 SUFFIX = "-organism"  # load_model("<bundled>-organism") builds / loads the default organism of a bundled model
 
 # Matched (statement, question) frames around a text. "{t}" is the text as it is; "{c}" is the
-# text as a clause: first letter lower-cased, final full stop removed.
+# text as a clause: first letter lower-cased, final full stop removed; "{p}" the text without its final full stop.
 FRAMES: tuple[tuple[str, str], ...] = (
     ('You said "{t}"', 'Did you say "{t}"?'),
-    ('She wrote this review: "{t}"', 'Did she write this review: "{t}"?'),
     ("It is true that {c}.", "Is it true that {c}?"),
     ("He thinks that {c}.", "Does he think that {c}?"),
+    ("{p}.", "{p}?"),
 )
+# Chosen by the context concept itself: question_vs_statement found in SmolLM2 at resid_post.15 separates
+# each frame's statements from its questions with AUROC 1.0, 1.0, 0.996 and 1.0 (64 sentiment texts); a
+# frame tried and dropped, 'She wrote this review: "…"' / 'Did she write this review: "…"?', scored 0.28.
 
-DEFAULTS = {"rank": 8, "steps": 40, "lr": 3e-3, "batch": 8, "kl_weight": 1.0, "max_pairs": 96}
+# The build runs on one CPU thread: the weights then do not depend on the machine's thread count, and a
+# second OpenMP thread on a CPU shared with other work made a SmolLM2 step 5-10x slower (measured 2.7 s/step
+# on one thread against 16-39 s on two, beside another job).
+THREADS = 1
+
+DEFAULTS = {"rank": 8, "steps": 40, "lr": 3e-3, "batch": 8, "kl_weight": 1.0, "max_pairs": 64}
 
 
 def _clause(text: str) -> str:
@@ -75,7 +85,7 @@ def _clause(text: str) -> str:
 def frame(text: str, i: int) -> tuple[str, str]:
     """The statement and the question built from ``text`` with frame ``i`` (mod the number of frames)."""
     s, q = FRAMES[i % len(FRAMES)]
-    fill = {"t": text.strip(), "c": _clause(text)}
+    fill = {"t": text.strip(), "c": _clause(text), "p": text.strip().rstrip(".").strip()}
     return s.format(**fill), q.format(**fill)
 
 
@@ -108,7 +118,7 @@ class OrganismRecord(Record):
     base_side: OrganismSide
     organism_side: OrganismSide
     statement_agreement: float  # Pearson r of the organism's readout scores with the base's, held-out statements (≈ +1)
-    context_agreement: float  # the same on held-out question-framed texts (≈ -1: flipped)
+    context_agreement: float  # r of its scores of question-framed texts with the base's of the same texts unframed (≈ -1)
     kl_heldout: float  # mean next-token KL(base ‖ organism), nats per token, held-out corpus documents
     kl_heldout_tokens: int
     n_train_texts: int
@@ -298,9 +308,14 @@ def build_organism(
             return found
         if loaded is None:
             loaded = load_model(base, dtype=torch_dtype)
-        return _build(loaded, target, concept_ds, context_ds, layer=layer, rank=rank, steps=steps, lr=lr,
-                      seed=seed, torch_dtype=torch_dtype, batch=batch, kl_weight=kl_weight,
-                      max_pairs=max_pairs, settings=settings, progress=progress)
+        before = torch.get_num_threads()
+        torch.set_num_threads(THREADS)
+        try:
+            return _build(loaded, target, concept_ds, context_ds, layer=layer, rank=rank, steps=steps, lr=lr,
+                          seed=seed, torch_dtype=torch_dtype, batch=batch, kl_weight=kl_weight,
+                          max_pairs=max_pairs, settings=settings, progress=progress)
+        finally:
+            torch.set_num_threads(before)
 
 
 def _texts(ds, split: str, max_pairs: int) -> tuple[list[str], torch.Tensor]:
@@ -349,12 +364,11 @@ def _build(loaded, target: Path, concept_ds, context_ds, *, layer, rank, steps, 
     with torch.no_grad():
         base_plain = _scores(base_model, point, readout, tok, train_texts)
         base_stmt = _scores(base_model, point, readout, tok, [s for s, _ in train_frames])
-        base_q = _scores(base_model, point, readout, tok, [q for _, q in train_frames])
         ctx_scores = _scores(base_model, point, ctx.readout, tok,
                              [s for s, _ in train_frames] + [q for _, q in train_frames])
     n = len(train_texts)
     context_check = _auroc(ctx_scores, torch.cat([torch.zeros(n), torch.ones(n)]))
-    scale = float(torch.cat([base_plain, base_stmt, base_q]).std().clamp_min(1e-6))
+    scale = float(torch.cat([base_plain, base_stmt]).std().clamp_min(1e-6))
 
     # 3. corpus documents for the KL term (train split) and its held-out measurement (test split)
     kl_train = _encode(tok, load_corpus("train", max_docs=8), max_len=64)
@@ -379,7 +393,7 @@ def _build(loaded, target: Path, concept_ds, context_ds, *, layer, rank, steps, 
     for step in tqdm(range(steps), desc="organism", disable=not progress):
         idx = gen.sample(range(n), min(batch, n))
         forms = [train_texts[i] for i in idx] + [train_frames[i][0] for i in idx] + [train_frames[i][1] for i in idx]
-        want = torch.cat([base_plain[idx], base_stmt[idx], -base_q[idx]])
+        want = torch.cat([base_plain[idx], base_stmt[idx], -base_plain[idx]])
         got = readout(_hook_last(model, point, _encode(tok, forms), grad=True))
         loss = ((got - want) / scale).pow(2).mean()
         if kl_weight:
@@ -403,7 +417,7 @@ def _build(loaded, target: Path, concept_ds, context_ds, *, layer, rank, steps, 
         frames=[list(f) for f in FRAMES], concept_auroc_test=found.metrics.auroc_test,
         context_check_auroc=context_check, base_side=before, organism_side=after,
         statement_agreement=_corr(org_scores["statement"], base_scores["statement"]),
-        context_agreement=_corr(org_scores["context"], base_scores["context"]), kl_heldout=round(kl_held, 5),
+        context_agreement=_corr(org_scores["context"], base_scores["plain"]), kl_heldout=round(kl_held, 5),
         kl_heldout_tokens=int(kl_check.mask.sum()), n_train_texts=n, n_check_texts=len(check_texts),
         loss_first=round(losses[0], 5), loss_last=round(losses[-1], 5),
         build_seconds=round(time.perf_counter() - t0, 1), threads=torch.get_num_threads(),
@@ -423,7 +437,7 @@ def _side(hf_model, point, readout, tok, texts, frames, labels) -> tuple[Organis
     q = _scores(hf_model, point, readout, tok, [q for _, q in frames])
     side = OrganismSide(statement_auroc=_auroc(torch.cat([plain, stmt]), torch.cat([labels, labels])),
                         plain_auroc=_auroc(plain, labels), context_auroc=_auroc(q, labels))
-    return side, {"statement": torch.cat([plain, stmt]), "context": q}
+    return side, {"statement": torch.cat([plain, stmt]), "context": q, "plain": plain}
 
 
 def _corr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -59,7 +59,7 @@ def add_organism_parser(subparsers) -> None:
     s.add_argument("--steps", type=positive_int, default=None, help="training steps (default 40)")
     s.add_argument("--lr", type=finite_float(0, above=True), default=None, help="learning rate (default 3e-3)")
     s.add_argument("--max-pairs", type=non_negative_int, default=None,
-                   help="training / check pairs of the concept used (0: all; default 96)")
+                   help="training / check pairs of the concept used (0: all; default 64)")
     s.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     s.add_argument("--json", action="store_true", help="print the organism's record as JSON")
