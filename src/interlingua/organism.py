@@ -298,6 +298,8 @@ def build_organism(
         base_key = f"{loaded.name}-{_weights_digest(loaded.model)[:12]}"
     base_key = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in base_key)
     settings = _settings(concept, context, layer, rank, steps, lr, seed, dtype_name, batch, kl_weight, max_pairs)
+    if loaded is None and Path(base).expanduser().is_dir():  # two directories of one name are two bases
+        settings["base_dir"] = str(Path(base).expanduser().resolve())
     target = organism_dir(base_key, settings)
     found = _io.recover_dir(target)
     if _complete(found):
