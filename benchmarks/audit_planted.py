@@ -1,25 +1,30 @@
 """The audit against planted ground truth on the bundled models.
 
-    python benchmarks/audit_planted.py [--concept sentiment] [--source smollm2-135m] [--target gemma3-270m]
-                                       [--strength 1.0] [--organism] [--json out.json]
+    python benchmarks/audit_planted.py [--concept sentiment] [--strength 1.0] [--kinds hook organism diffing]
+                                       [--work DIR] [--json out.json]
 
-**Hook-planted**: B* = B with the translated concept's direction added (``strength`` × B's
-typical norm at the translated hook) from the first question mark of an input on, and nowhere
-else (:func:`interlingua.audit.plant.trigger_plant`). The candidates are corpus sentences without
-a question mark plus a known 5 % made into questions (the same sentences, "?" for the final
-stop). The audit must rank the planted inputs first (AUROC, precision@50) and name the built-in
-concept that describes the planted context (``question_vs_statement``) first among all of A's
-built-in concepts, with a corrected p ≤ 0.01. The **same run with nothing planted** (the
-question candidates still there) must give precision@50 inside the binomial band of the base
-rate, and no significant explanation.
+Three configurations, each run twice — planted, and with nothing planted on the same candidates:
 
-**Weight-planted** (``--organism``): B = the SmolLM2 model organism (``interlingua organism
-build``: the concept flipped inside questions, LoRA-tuned), audited from Gemma-3 (cross-model)
-and from the base SmolLM2 (diffing, same tokenizer). The planted inputs are the concept's own
-held-out texts made into questions; the unplanted run uses the base model as B.
+* ``hook`` — **hook-planted**: A = SmolLM2, B* = Gemma-3 with the translated concept's direction
+  added (``strength`` × B's typical norm at the translated hook) from the first question mark of
+  an input on, and nowhere else (:func:`interlingua.audit.plant.trigger_plant`). Candidates: corpus
+  sentences without a question mark, plus a known 5 % made into questions (the final stop
+  replaced by "?"). Unplanted: the real Gemma-3.
+* ``organism`` — **weight-planted, cross-model**: A = Gemma-3, B = the SmolLM2 model organism
+  (``interlingua organism build``: the concept's readout flipped inside questions, LoRA-tuned).
+  Candidates: corpus sentences without "?", the concept's held-out test texts in statement frames,
+  and a known 5 % of them in the matching question frames (the planted inputs). Unplanted: B = the
+  base SmolLM2, same candidates.
+* ``diffing`` — **weight-planted, same tokenizer**: A = the base SmolLM2, B = the organism, the
+  same candidates. Unplanted: B = the base itself (nothing differs; a sanity row).
 
-Prints one JSON object per configuration with at least ``auroc``, ``precision_at_50``,
-``no_plant_precision_at_50``, ``base_rate``, ``explanation_rank`` and ``explanation_p``.
+The null and calibration are held-out corpus sentences without a question mark ("texts on which
+nothing differs"; ``--null-with-context`` keeps the questions in, as a user who does not know the
+context would). Targets (the issue): AUROC ≥ 0.95 and precision@50 ≥ 0.8 for the planted inputs;
+with nothing planted, precision@50 inside the binomial band of the base rate; the concept that
+describes the planted context (``question_vs_statement``) first among all of A's built-in concepts
+with corrected p ≤ 0.01. Each configuration's record is printed (one JSON line) as soon as it is
+done, and translations are kept under ``--work`` so a rerun does not redo them.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 from scipy.stats import binom
@@ -39,7 +45,7 @@ from interlingua.concepts import find_concept, load_concept
 from interlingua.metrics import auroc
 from interlingua.models import DTYPE_CHOICES, load_model
 from interlingua.steer.generative import corpus_sentences
-from interlingua.translate import TranslateConfig, translate_concept
+from interlingua.translate import Translation, TranslateConfig, translate_concept
 from interlingua.translate.translate import default_layers
 
 EXPLAINING = "question_vs_statement"
@@ -50,14 +56,16 @@ def question(s: str) -> str:
     return s.rstrip(".!") + "?"
 
 
-def pool(config: AuditConfig, n: int, planted_fraction: float, planted_texts: list[str] | None = None
-         ) -> tuple[list[str], set[str]]:
-    """``n`` candidates: corpus sentences without '?', and a known fraction that are questions."""
+def held_out(config: AuditConfig, with_context: bool) -> tuple[list[str], list[str]]:
+    cal, null, _ = held_out_sentences(config)
+    if not with_context:
+        cal, null = [s for s in cal if "?" not in s], [s for s in null if "?" not in s]
+    return cal, null
+
+
+def plain_sentences(config: AuditConfig) -> list[str]:
     held = set(sum(held_out_sentences(config)[:2], []))
-    plain = [s for s in corpus_sentences() if "?" not in s and s not in held]
-    k = round(planted_fraction * n)
-    planted = (planted_texts or [question(s) for s in plain[n - k:n]])[:k]
-    return plain[:n - k] + planted, set(planted)
+    return [s for s in corpus_sentences() if "?" not in s and s not in held]
 
 
 def scores(result, planted: set[str], k: int = 50) -> dict:
@@ -73,60 +81,126 @@ def scores(result, planted: set[str], k: int = 50) -> dict:
             "top_explanation": None if top is None else {"feature": top.feature, "auroc": top.auroc,
                                                          "p": top.p_value},
             "significant": [e.feature for e in result.significant()], "flagged": result.flagged,
-            "seconds": result.seconds}
+            "top_texts": [x.text[:80] for x in result.inputs[:5]], "seconds": result.seconds}
 
 
-def binomial_band(n: int, p: float, level: float = 0.99) -> list[float]:
+def band(n: int, p: float, level: float = 0.99) -> list[float]:
     a = (1 - level) / 2
-    return [binom.ppf(a, n, p) / n, binom.ppf(1 - a, n, p) / n]
+    return [round(float(binom.ppf(a, n, p)) / n, 4), round(float(binom.ppf(1 - a, n, p)) / n, 4)]
+
+
+def translation(work: Path, name: str, concept: str, a, b, readers) -> Translation:
+    """A label-free translation of ``concept`` from ``a`` into ``b``, kept under ``work`` for reruns."""
+    path = work / name
+    if (path / "translation.json").is_file():
+        tr = Translation.load(path)
+        tr.source.bind(a)
+        tr.target.bind(b)
+        return tr
+    t0 = time.perf_counter()
+    ds = load_concept(concept)
+    ca = find_concept(a, ds, layers=default_layers(a), n_boot=200, n_null=8, reader=readers[a.name])
+    tr = translate_concept(ca, a, b, ds, TranslateConfig(controls=()), reader_a=readers[a.name],
+                           reader_b=readers[b.name])
+    tr.save(path)
+    print(f"# translation {name}: {concept} {a.name} {ca.hook} → {b.name} {tr.target.hook}, fidelity test "
+          f"{tr.metrics.test.fidelity} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return tr
+
+
+def record(kind: str, planted_run, unplanted_run, planted: set[str], n: int, extra: dict) -> dict:
+    rec = {"config": kind, **extra, "candidates": n, "planted": len(planted), **scores(planted_run, planted)}
+    no = scores(unplanted_run, planted)
+    base_rate = len(planted) / n
+    rec.update({"no_plant_precision_at_50": no["precision_at_50"], "no_plant_auroc": no["auroc"],
+                "no_plant_significant": no["significant"], "no_plant_top_explanation": no["top_explanation"],
+                "base_rate": round(base_rate, 4), "base_rate_band_99": band(50, base_rate)})
+    rec["meets"] = {
+        "auroc": bool(rec["auroc"] >= TARGETS["auroc"]),
+        "precision_at_50": bool(rec["precision_at_50"] >= TARGETS["precision_at_50"]),
+        "explanation_first_p_le_0.01": bool(rec["explanation_rank"] == 1 and (rec["explanation_p"] or 1) <= 0.01),
+        "no_plant_in_band": bool(rec["base_rate_band_99"][0] <= no["precision_at_50"] <= rec["base_rate_band_99"][1])}
+    print(json.dumps(rec), flush=True)
+    return rec
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--concept", default="sentiment")
-    ap.add_argument("--source", default="smollm2-135m")
-    ap.add_argument("--target", default="gemma3-270m")
-    ap.add_argument("--strength", type=float, default=1.0, help="planted vector, × B's typical norm at the hook")
+    ap.add_argument("--strength", type=float, default=1.0, help="hook plant: × B's typical norm at the hook")
     ap.add_argument("--candidates", type=int, default=800)
     ap.add_argument("--planted-fraction", type=float, default=0.05)
-    ap.add_argument("--organism", action="store_true", help="also the weight-planted model organism")
+    ap.add_argument("--kinds", nargs="+", default=["hook", "organism", "diffing"],
+                    choices=["hook", "organism", "diffing"])
+    ap.add_argument("--null-with-context", action="store_true",
+                    help="keep held-out questions in the null and calibration (a user who does not know the context)")
+    ap.add_argument("--work", default="runs/audit_planted", help="translations are kept here")
     ap.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write every configuration's record here")
     args = ap.parse_args()
-    t0 = time.perf_counter()
+    t_start = time.perf_counter()
+    work = Path(args.work)
     config = AuditConfig(corpus_candidates=0, seed=args.seed)
-    ds = load_concept(args.concept)
-    a, b = load_model(args.source, dtype=args.dtype), load_model(args.target, dtype=args.dtype)
-    ra, rb = Reader(a), Reader(b)
-    ca = find_concept(a, ds, layers=default_layers(a), n_boot=200, n_null=8, reader=ra)
-    tr = translate_concept(ca, a, b, ds, TranslateConfig(controls=(), draws=200), reader_a=ra, reader_b=rb)
-    print(f"translation {args.concept} {a.name} {ca.hook} → {b.name} {tr.target.hook}: fidelity test "
-          f"{tr.metrics.test.fidelity} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    texts, planted = pool(config, args.candidates, args.planted_fraction)
-    vector = args.strength * tr.target.typical_norm * tr.target.direction
+    cal, null = held_out(config, args.null_with_context)
+    plain = plain_sentences(config)
+    k = round(args.planted_fraction * args.candidates)
     records = []
-    rec = {"config": "hook_planted", "concept": args.concept, "source": a.name, "target": b.name,
-           "strength": args.strength, "candidates": len(texts), "planted": len(planted)}
-    with trigger_plant(b, tr.target.hook, vector, "?"):
-        planted_run = audit(tr, a, b, config, texts=texts, reader_a=ra, reader_b=Reader(b))
-    rec.update(scores(planted_run, planted))
-    no_plant = audit(tr, a, b, config, texts=texts, reader_a=ra, reader_b=rb)
-    base_rate = len(planted) / len(texts)
-    np_scores = scores(no_plant, planted)
-    rec.update({"no_plant_precision_at_50": np_scores["precision_at_50"], "no_plant_auroc": np_scores["auroc"],
-                "no_plant_significant": np_scores["significant"], "base_rate": round(base_rate, 4),
-                "base_rate_band_99": [round(v, 4) for v in binomial_band(50, base_rate)]})
-    rec["meets"] = {"auroc": rec["auroc"] >= TARGETS["auroc"],
-                    "precision_at_50": rec["precision_at_50"] >= TARGETS["precision_at_50"],
-                    "explanation_first_p_le_0.01": rec["explanation_rank"] == 1 and (rec["explanation_p"] or 1) <= 0.01,
-                    "no_plant_in_band": rec["base_rate_band_99"][0] <= np_scores["precision_at_50"]
-                    <= rec["base_rate_band_99"][1]}
-    print(json.dumps(rec), flush=True)
-    records.append(rec)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"records": records, "seconds": round(time.perf_counter() - t0, 1)}, fh, indent=2)
+
+    def done(rec):
+        records.append(rec)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"records": records, "settings": vars(args),
+                                                   "seconds": round(time.perf_counter() - t_start, 1)}, indent=2))
+
+    smol, gemma = load_model("smollm2-135m", dtype=args.dtype), load_model("gemma3-270m", dtype=args.dtype)
+    readers = {m.name: Reader(m) for m in (smol, gemma)}
+    run = dict(calibration=cal, null=null)
+
+    if "hook" in args.kinds:
+        tr = translation(work, f"{args.concept}-smollm2-to-gemma3", args.concept, smol, gemma, readers)
+        texts = plain[:args.candidates - k] + [question(s) for s in plain[args.candidates - k:args.candidates]]
+        planted = set(texts[args.candidates - k:])
+        vector = args.strength * tr.target.typical_norm * tr.target.direction
+        with trigger_plant(gemma, tr.target.hook, vector, "?"):
+            hit = audit(tr, smol, gemma, config, texts=texts, reader_a=readers[smol.name], reader_b=Reader(gemma),
+                        **run)
+        miss = audit(tr, smol, gemma, config, texts=texts, reader_a=readers[smol.name],
+                     reader_b=readers[gemma.name], **run)
+        done(record("hook_planted", hit, miss, planted, len(texts),
+                    {"source": smol.name, "target": gemma.name, "strength": args.strength}))
+
+    if {"organism", "diffing"} & set(args.kinds):
+        from interlingua.organism import frame
+
+        organism = load_model("smollm2-135m-organism", dtype=args.dtype)
+        readers[organism.name] = Reader(organism)
+        ds = load_concept(args.concept)
+        test = list(dict.fromkeys(ds.split("test").texts))
+        framed = [frame(t, i) for i, t in enumerate(test)]
+        statements = [s for s, _ in framed]
+        questions = [q for _, q in framed][:k]
+        texts = plain[:args.candidates - k - len(statements)] + statements + questions
+        planted = set(questions)
+        if "organism" in args.kinds:
+            hit_tr = translation(work, f"{args.concept}-gemma3-to-organism", args.concept, gemma, organism, readers)
+            miss_tr = translation(work, f"{args.concept}-gemma3-to-smollm2", args.concept, gemma, smol, readers)
+            hit = audit(hit_tr, gemma, organism, config, texts=texts, reader_a=readers[gemma.name],
+                        reader_b=readers[organism.name], **run)
+            miss = audit(miss_tr, gemma, smol, config, texts=texts, reader_a=readers[gemma.name],
+                         reader_b=readers[smol.name], **run)
+            done(record("organism_cross_model", hit, miss, planted, len(texts),
+                        {"source": gemma.name, "target": organism.name, "unplanted_target": smol.name}))
+        if "diffing" in args.kinds:
+            hit_tr = translation(work, f"{args.concept}-smollm2-to-organism", args.concept, smol, organism, readers)
+            hit = audit(hit_tr, smol, organism, config, texts=texts, reader_a=readers[smol.name],
+                        reader_b=readers[organism.name], **run)
+            same_tr = translation(work, f"{args.concept}-smollm2-to-smollm2", args.concept, smol, smol, readers)
+            miss = audit(same_tr, smol, smol, config, texts=texts, reader_a=readers[smol.name],
+                         reader_b=readers[smol.name], **run)
+            done(record("organism_diffing", hit, miss, planted, len(texts),
+                        {"source": smol.name, "target": organism.name, "unplanted_target": smol.name}))
+    print(f"# {time.perf_counter() - t_start:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

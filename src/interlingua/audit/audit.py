@@ -119,13 +119,16 @@ class Scorer:
 
 def audit(translation, model_a: LoadedModel, model_b: LoadedModel, config: AuditConfig | None = None, *,
           texts: Sequence[str] = (), sae_a=None, features: dict[str, torch.Tensor] | None = None,
+          calibration: Sequence[str] | None = None, null: Sequence[str] | None = None,
           reader_a: Reader | None = None, reader_b: Reader | None = None, **overrides) -> Audit:
     """Audit ``translation`` (a :class:`~interlingua.translate.Translation` of a concept of ``model_a``
     into ``model_b``): ranked inputs, explanations, groups (see the module's docstring).
 
     ``texts`` are the user's own candidates. ``features`` maps a name to a direction in A's
     activation space at the source hook, replacing the built-in concepts' (tests plant these);
-    ``sae_a`` (an SAE of A) adds its latents as explanations.
+    ``sae_a`` (an SAE of A) adds its latents as explanations. ``calibration`` and ``null`` replace
+    the held-out corpus sentences with texts of your own on which the two models should agree
+    (they must not be among the candidates).
     """
     t_start = time.perf_counter()
     cfg = replace(config or AuditConfig(), **overrides)
@@ -138,7 +141,14 @@ def audit(translation, model_a: LoadedModel, model_b: LoadedModel, config: Audit
     reader_b = reader_b or Reader(model_b, max_tokens=limit, progress=cfg.progress)
     score = Scorer(translation, reader_a, reader_b)
 
-    calibration, null_texts, corpus = held_out_sentences(cfg, exclude=texts)
+    held_cal, held_null, corpus = held_out_sentences(cfg, exclude=texts)
+    calibration = list(calibration) if calibration is not None else held_cal
+    null_texts = list(null) if null is not None else held_null
+    clash = set(calibration + null_texts) & set(texts)
+    if clash:
+        raise InterlinguaError(f"{len(clash)} candidate text(s) are also calibration or null texts (e.g. "
+                               f"{next(iter(clash))[:60]!r}); the calibration and the null must be held out.")
+    corpus = [t for t in corpus if t not in set(calibration + null_texts)]
     cal = stats.fit_calibration(*score(calibration))
     null_d = stats.disagreement(cal, *score(null_texts))
 
@@ -177,9 +187,11 @@ def audit(translation, model_a: LoadedModel, model_b: LoadedModel, config: Audit
         concept=source.name, source=model_a.name, target=model_b.name, source_hook=source.hook,
         target_hook=target.hook,
         calibration=CalibrationInfo(slope=round(cal.slope, 6), intercept=round(cal.intercept, 6),
-                                    scale=round(cal.scale, 6), n=cal.n, texts="held-out corpus sentences"),
+                                    scale=round(cal.scale, 6), n=cal.n,
+                                    texts="held-out corpus sentences" if calibration is held_cal else "given"),
         word_calibration=word_cal,
         null=NullTest.from_json({"value": None, **null_summary(float("nan"), null_d),
+                                 "texts": "held-out corpus sentences" if null_texts is held_null else "given",
                                  "runs": [round(float(v), 4) for v in null_d]}),
         alpha=cfg.alpha, flagged=len(flagged), top=n_top,
         per_source={s: sum(c[1] == s for c in candidates) for s in dict.fromkeys(c[1] for c in candidates)},
