@@ -31,16 +31,9 @@ def cmd_models(args) -> None:
     auto = auto_dtype()
     if args.json:
         return _print_json({"models": rows, "auto_dtype": {"dtype": auto.name, "reason": auto.reason}})
-    print(f"{'name':<14}{'arch':<13}{'layers':>7}{'d_model':>9}{'vocab':>9}  installed  cached")
-    for r in rows:
-        print(f"{r['name']:<14}{r['architecture']:<13}{r['layers']:>7}{r['d_model']:>9}{r['vocab']:>9}  "
-              f"{'yes' if r['installed'] else 'no':<9}  {'yes' if r['cached'] else 'no'}")
-    for r in rows:
-        if not r["installed"]:
-            print(f"  to install {r['name']}:  {r['install']}")
-    print(f"cache: {cache_dir()} (set INTERLINGUA_CACHE to move it). Any Hugging Face id, model directory "
-          "or .gguf file also works as --model.")
-    print(f"dtype: --dtype auto (every command's default) is {auto.reason}")
+    from interlingua.report.catalog import models_text
+
+    print(models_text(rows, cache_dir(), auto.reason))
 
 
 def _texts(args) -> list[str]:
@@ -143,14 +136,9 @@ def cmd_concept_list(args) -> None:
              "ood": c.size("ood"), **split_baselines(c), "description": c.description} for c in list_concepts()]
     if args.json:
         return _print_json(rows)
-    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    print(f"{'name':<24}{'kind':<17}{'train':>6}{'test':>6}{'ood':>6}{'bow_test':>9}{'bow_ood':>8}  description")
-    for r in rows:
-        print(f"{r['name']:<24}{r['kind'] or '-':<17}{r['train']:>6}{r['test']:>6}{r['ood']:>6}"
-              f"{fmt(r['bow_auroc_test']):>9}{fmt(r['bow_auroc_ood']):>8}  {r['description']}")
-    print(f"{len(rows)} built-in concepts. bow_test / bow_ood: AUROC of a bag-of-words Naive Bayes (word unigrams "
-          "+ bigrams) fitted on train: near 1, words alone separate the split. `interlingua concept find --concept "
-          "FILE` takes your own (format: see `interlingua concept find --help`).")
+    from interlingua.report.catalog import concepts_text
+
+    print(concepts_text(rows))
 
 
 def _saving_to(out: str | None):
