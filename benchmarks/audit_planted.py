@@ -171,9 +171,9 @@ def main() -> None:
                     {"source": smol.name, "target": gemma.name, "strength": args.strength}))
 
     if {"organism", "diffing"} & set(args.kinds):
-        from interlingua.organism import frame
+        from interlingua.organism import build_organism, frame
 
-        organism = load_model("smollm2-135m-organism", dtype=args.dtype)
+        organism = load_model(str(build_organism("smollm2-135m", dtype=args.dtype)), dtype=args.dtype)
         readers[organism.name] = Reader(organism)
         ds = load_concept(args.concept)
         test = list(dict.fromkeys(ds.split("test").texts))

@@ -50,12 +50,14 @@ import torch
 
 from interlingua import _io
 from interlingua.errors import InterlinguaError
+from interlingua.models.loading import ORGANISM_SUFFIX, organism_pointer
+from interlingua.models.registry import BUNDLED
 from interlingua.results import Record, record
 
 FORMAT = "interlingua.organism"
 FORMAT_VERSION = 1
 RECORD_FILE = "organism.json"
-SUFFIX = "-organism"  # load_model("<bundled>-organism") builds / loads the default organism of a bundled model
+SUFFIX = ORGANISM_SUFFIX  # load_model("<bundled>-organism") finds the default organism of a bundled model
 
 # Matched (statement, question) frames around a text. "{t}" is the text as it is; "{c}" is the
 # text as a clause: first letter lower-cased, final full stop removed; "{p}" the text without its final full stop.
@@ -301,23 +303,27 @@ def build_organism(
     if loaded is None and Path(base).expanduser().is_dir():  # two directories of one name are two bases
         settings["base_dir"] = str(Path(base).expanduser().resolve())
     target = organism_dir(base_key, settings)
+    default = loaded is None and base in BUNDLED and settings == _settings(
+        "sentiment", "question_vs_statement", None, DEFAULTS["rank"], DEFAULTS["steps"], DEFAULTS["lr"], 0, dtype_name,
+        DEFAULTS["batch"], DEFAULTS["kl_weight"], DEFAULTS["max_pairs"])
     found = _io.recover_dir(target)
-    if _complete(found):
-        return found
-    with _io.writing(target, beside=True, wait=True):
-        found = _io.recover_dir(target)
-        if _complete(found):
-            return found
-        if loaded is None:
-            loaded = load_model(base, dtype=torch_dtype)
-        before = torch.get_num_threads()
-        torch.set_num_threads(THREADS)
-        try:
-            return _build(loaded, target, concept_ds, context_ds, layer=layer, rank=rank, steps=steps, lr=lr,
-                          seed=seed, torch_dtype=torch_dtype, batch=batch, kl_weight=kl_weight,
-                          max_pairs=max_pairs, settings=settings, progress=progress)
-        finally:
-            torch.set_num_threads(before)
+    if not _complete(found):
+        with _io.writing(target, beside=True, wait=True):
+            found = _io.recover_dir(target)
+            if not _complete(found):
+                if loaded is None:
+                    loaded = load_model(base, dtype=torch_dtype)
+                before = torch.get_num_threads()
+                torch.set_num_threads(THREADS)
+                try:
+                    found = _build(loaded, target, concept_ds, context_ds, layer=layer, rank=rank, steps=steps, lr=lr,
+                                   seed=seed, torch_dtype=torch_dtype, batch=batch, kl_weight=kl_weight,
+                                   max_pairs=max_pairs, settings=settings, progress=progress)
+                finally:
+                    torch.set_num_threads(before)
+    if default:  # load_model("<base>-organism") finds the default build through this pointer
+        _io.write_json(organism_pointer(base), {"path": str(found), "settings": settings})
+    return found
 
 
 def _texts(ds, split: str, max_pairs: int) -> tuple[list[str], torch.Tensor]:
