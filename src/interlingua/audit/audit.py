@@ -253,7 +253,13 @@ def _search(candidates, sa, sb, d, cal, score, model_a, model_b, cfg: AuditConfi
 
 def _features(translation, reader_a: Reader, texts: list[str], features: dict[str, torch.Tensor] | None,
               sae_a) -> tuple[list[str], list[str], torch.Tensor]:
-    """(names, kinds, values [n, F]) of the explaining features at every candidate."""
+    """(names, kinds, values [n, F]) of the explaining features at every candidate.
+
+    A concept's feature is its class-mean difference read in standardised coordinates,
+    ``((x − μ) / σ) · (d / σ)`` with μ, σ per dimension over the candidates: on raw activations
+    a few massive dimensions rule every projection, and each "concept" would read the same
+    thing (how large the activation is).
+    """
     hook = translation.source.hook
     x = reader_a.read(texts, hook)[hook].double()
     if features is None:
@@ -262,17 +268,19 @@ def _features(translation, reader_a: Reader, texts: list[str], features: dict[st
         features = native_directions(reader_a, hook, [hook], builtin_datasets(), n_pairs=10)
     names = list(features)
     kinds = ["concept"] * len(names)
-    cols = [x @ features[n].double() for n in names]
+    mu, sd = x.mean(0), x.std(0).clamp_min(1e-8)
+    z = (x - mu) / sd
+    cols = [z @ (features[n].double() / sd) for n in names]
     if sae_a is not None:
         sae_hook = reader_a.model.hook(sae_a.cfg.hook_name).name
         xs = x if sae_hook == hook else reader_a.read(texts, sae_hook)[sae_hook].double()
         with torch.no_grad():
-            z = sae_a.dense_latents(xs.float()).double()
-        fires = (z > 0).sum(0)
+            lat = sae_a.dense_latents(xs.float()).double()
+        fires = (lat > 0).sum(0)
         keep = ((fires >= 5) & (fires <= len(texts) - 5)).nonzero().squeeze(1).tolist()
         names += [f"latent {j}" for j in keep]
         kinds += ["sae_latent"] * len(keep)
-        cols += [z[:, j] for j in keep]
+        cols += [lat[:, j] for j in keep]
     values = torch.stack(cols, 1) if cols else torch.empty(len(texts), 0, dtype=torch.float64)
     return names, kinds, values
 
