@@ -69,6 +69,7 @@ def heatmap(values: Sequence[Sequence[float | None]], rows: Sequence[str], cols:
                                                   linewidth=2.5))
     ax.set_xticks([j + 0.5 for j in range(len(cols))], list(cols), rotation=45, ha="right", fontsize=8)
     ax.set_yticks([i + 0.5 for i in range(len(rows))], list(rows), fontsize=8)
+    ax.invert_yaxis()  # the first row on top, as in a table
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.spines[["left", "bottom"]].set_visible(False)

@@ -164,7 +164,7 @@ def _controls(page: Page, tr: TranslationResult) -> None:
     rows = [[name, c.kind, c.statistic, c.value, c.real, c.p_value, c.difference_ci, page.verdict(c.passed), c.must]
             for name, c in tr.controls.items()]
     page.table(["control", "kind", "statistic", "value", "real", "p", "difference CI", "verdict", "what it must do"],
-               rows, left=3, html_columns=(7,))
+               rows, left=3, html_columns=(7,), text_columns=(8,))
 
 
 def _agreement(page: Page, tr: TranslationResult) -> None:
