@@ -16,8 +16,8 @@ where. The steps of :func:`audit`:
    concept's generative mode (plain, steered toward and away, rewrites), and a search that
    resamples the endings of the current top disagreements from both models and keeps what
    raises the disagreement.
-5. **Explanations** — A's reading of every built-in concept (the difference of class means at
-   A's hook) and, when given, the latents of an SAE of A, each correlated with the disagreement
+5. **Explanations** — A's reading of every built-in concept (a logistic probe at A's hook, from
+   the concept's train pairs) and, when given, the latents of an SAE of A, each correlated with the disagreement
    as a predictor of which inputs are the top disagreements (AUROC), tested against random sets
    of the same size with a family-wise correction over everything tried; top inputs that share
    a significant explanation form a group.
@@ -37,6 +37,7 @@ import torch
 from interlingua.activations import Reader
 from interlingua.audit import stats
 from interlingua.audit.results import (Audit, AuditInput, CalibrationInfo, Explanation, Group, WordScore)
+from interlingua.concepts.methods import Readout
 from interlingua.errors import InterlinguaError
 from interlingua.models.loaded import LoadedModel
 from interlingua.translate.nulls import null_summary
@@ -251,26 +252,39 @@ def _search(candidates, sa, sb, d, cal, score, model_a, model_b, cfg: AuditConfi
     return candidates, sa, sb, d, log
 
 
-def _features(translation, reader_a: Reader, texts: list[str], features: dict[str, torch.Tensor] | None,
+def concept_probes(reader: Reader, hook: str, n_pairs: int = 50) -> dict[str, Readout]:
+    """A logistic probe of every built-in concept in ``reader``'s model at ``hook``, from the first
+    ``n_pairs`` pairs of its train split: A's own reading of each concept, the audit's explanations."""
+    from interlingua.concepts import builtin_names, load_concept
+    from interlingua.concepts.methods import logistic_probe
+
+    splits = {n: load_concept(n).head(n_pairs).split("train") for n in builtin_names()}
+    x = reader.read([t for s in splits.values() for t in s.texts], hook)[hook].double()
+    out, at = {}, 0
+    for name, split in splits.items():
+        out[name] = logistic_probe(x[at:at + len(split)], split.labels)
+        at += len(split)
+    return out
+
+
+def _features(translation, reader_a: Reader, texts: list[str], features: dict | None,
               sae_a) -> tuple[list[str], list[str], torch.Tensor]:
     """(names, kinds, values [n, F]) of the explaining features at every candidate.
 
-    A concept's feature is its class-mean difference read in standardised coordinates,
-    ``((x − μ) / σ) · (d / σ)`` with μ, σ per dimension over the candidates: on raw activations
-    a few massive dimensions rule every projection, and each "concept" would read the same
-    thing (how large the activation is).
+    By default each built-in concept is A's logistic probe of it at the source hook
+    (:func:`concept_probes`). ``features`` may give readouts, or bare directions, which are read
+    in standardised coordinates, ``((x − μ) / σ) · (d / σ)`` with μ, σ over the candidates: on raw
+    activations a few massive dimensions rule every projection.
     """
     hook = translation.source.hook
     x = reader_a.read(texts, hook)[hook].double()
     if features is None:
-        from interlingua.translate.retrieval import builtin_datasets, native_directions
-
-        features = native_directions(reader_a, hook, [hook], builtin_datasets(), n_pairs=10)
+        features = concept_probes(reader_a, hook)
     names = list(features)
     kinds = ["concept"] * len(names)
     mu, sd = x.mean(0), x.std(0).clamp_min(1e-8)
-    z = (x - mu) / sd
-    cols = [z @ (features[n].double() / sd) for n in names]
+    cols = [features[n](x).double() if isinstance(features[n], Readout)
+            else ((x - mu) / sd) @ (features[n].double() / sd) for n in names]
     if sae_a is not None:
         sae_hook = reader_a.model.hook(sae_a.cfg.hook_name).name
         xs = x if sae_hook == hook else reader_a.read(texts, sae_hook)[sae_hook].double()
