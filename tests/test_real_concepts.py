@@ -16,9 +16,9 @@ def real(request):
 def test_sentiment_is_found_with_nulls_at_chance(real, tmp_path):
     c = find_concept(real, load_concept("sentiment"), layers=range(0, real.n_layers, 3), n_boot=100, n_null=8)
     m = c.metrics
-    assert m["auroc_test"] >= 0.9 and m["auroc_ood"] >= 0.6, m  # OOD varies by layer: 0.64–0.84
-    lo, hi = m["auroc_shuffled_labels_band"]
-    assert lo - 0.05 <= m["auroc_shuffled_labels"] <= hi + 0.05 and abs(m["auroc_shuffled_labels"] - 0.5) < 0.15
+    assert m.auroc_test >= 0.9 and m.auroc_ood >= 0.6, m  # OOD varies by layer: 0.64–0.84
+    lo, hi = m.auroc_shuffled_labels_band
+    assert lo - 0.05 <= m.auroc_shuffled_labels <= hi + 0.05 and abs(m.auroc_shuffled_labels - 0.5) < 0.15
     c.save(tmp_path / "s")
     back = Concept.load(tmp_path / "s", model=real)
     texts = ["What a wonderful, moving film; I loved every minute.", "A dull, painful mess; I want my money back."]
