@@ -8,8 +8,13 @@ Three configurations, each run twice — planted, and with nothing planted on th
 * ``hook`` — **hook-planted**: A = SmolLM2, B* = Gemma-3 with the translated concept's direction
   added (``strength`` × B's typical norm at the translated hook) from the first question mark of
   an input on, and nowhere else (:func:`interlingua.audit.plant.trigger_plant`). Candidates: corpus
-  sentences without a question mark, plus a known 5 % made into questions (the final stop
-  replaced by "?"). Unplanted: the real Gemma-3.
+  sentences without a question mark, and 5 % more corpus sentences each in a matched statement
+  frame and question frame (``He thinks that …`` / ``Does he think that …?``, the organism's
+  frames): the question frames are the planted inputs, the statement frames their matched
+  controls, so that only question-ness tells them apart. (Making a sentence a "question" by
+  swapping its final stop for "?" plants the token, not the context: there A's probes of
+  agreement_attractor and question_vs_statement both read the "?", and the former ranked first.)
+  Unplanted: the real Gemma-3.
 * ``organism`` — **weight-planted, cross-model**: A = Gemma-3, B = the SmolLM2 model organism
   (``interlingua organism build``: the concept's readout flipped inside questions, LoRA-tuned).
   Candidates: corpus sentences without "?", the concept's held-out test texts in statement frames,
@@ -163,9 +168,12 @@ def main() -> None:
     run = dict(calibration=cal, null=null)
 
     if "hook" in args.kinds:
+        from interlingua.organism import frame
+
         tr = translation(work, f"{args.concept}-smollm2-to-gemma3", args.concept, smol, gemma, readers)
-        texts = plain[:args.candidates - k] + [question(s) for s in plain[args.candidates - k:args.candidates]]
-        planted = set(texts[args.candidates - k:])
+        framed = [frame(s, i) for i, s in enumerate(plain[args.candidates:args.candidates + k])]
+        texts = plain[:args.candidates - 2 * k] + [st for st, _ in framed] + [q for _, q in framed]
+        planted = {q for _, q in framed}
         vector = args.strength * tr.target.typical_norm * tr.target.direction
         with trigger_plant(gemma, tr.target.hook, vector, "?"):
             hit = audit(tr, smol, gemma, config, texts=texts, reader_a=readers[smol.name], reader_b=Reader(gemma),
