@@ -28,4 +28,4 @@ def test_plural_noun_transfers_label_free_from_smollm2_to_gemma3():
     # a lexical concept: the translated direction is nearest to B's own plural direction among 24
     assert m.retrieval.rank == 1, m.retrieval
     assert m.neuron_search.p_value <= 0.01, m.neuron_search
-    assert m["native_target_same_layers"]
+    assert m.native_target_same_layers
