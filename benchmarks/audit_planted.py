@@ -23,9 +23,10 @@ Three configurations, each run twice — planted, and with nothing planted on th
 * ``diffing`` — **weight-planted, same tokenizer**: A = the base SmolLM2, B = the organism, the
   same candidates. Unplanted: B = the base itself (nothing differs; a sanity row).
 
-The null and calibration are held-out corpus sentences without a question mark ("texts on which
-nothing differs"; ``--null-with-context`` keeps the questions in, as a user who does not know the
-context would). Targets (the issue): AUROC ≥ 0.95 and precision@50 ≥ 0.8 for the planted inputs;
+The null and calibration are held-out corpus sentences without a question mark and held-out
+statement frames (of other corpus sentences, or of the concept's train texts), about ¼ of them,
+as in the candidates: texts on which nothing differs, from the candidates' own distribution
+(``--null-with-context`` keeps held-out questions in, as a user who does not know the context would). Targets (the issue): AUROC ≥ 0.95 and precision@50 ≥ 0.8 for the planted inputs;
 with nothing planted, precision@50 inside the binomial band of the base rate; the concept that
 describes the planted context (``question_vs_statement``) first among all of A's built-in concepts
 with corrected p ≤ 0.01. Each configuration's record is printed (one JSON line) as soon as it is
@@ -58,15 +59,15 @@ EXPLAINING = "question_vs_statement"
 TARGETS = {"auroc": 0.95, "precision_at_50": 0.8}
 
 
-def question(s: str) -> str:
-    return s.rstrip(".!") + "?"
-
-
-def held_out(config: AuditConfig, with_context: bool) -> tuple[list[str], list[str]]:
+def held_out(config: AuditConfig, with_context: bool, framed: list[str]) -> tuple[list[str], list[str]]:
+    """Calibration and null texts: held-out corpus sentences (without '?' unless ``with_context``) mixed
+    with held-out statement-framed texts in the proportion the candidates hold them (¼), so that the
+    null is drawn from the candidates' own distribution, less the planted context."""
     cal, null, _ = held_out_sentences(config)
     if not with_context:
         cal, null = [s for s in cal if "?" not in s], [s for s in null if "?" not in s]
-    return cal, null
+    a, b = len(cal) // 3, len(null) // 3
+    return cal + framed[:a], null + framed[a:a + b]
 
 
 def plain_sentences(config: AuditConfig) -> list[str]:
@@ -152,7 +153,8 @@ def main() -> None:
     t_start = time.perf_counter()
     work = Path(args.work)
     config = AuditConfig(corpus_candidates=0, seed=args.seed)
-    cal, null = held_out(config, args.null_with_context)
+    from interlingua.organism import build_organism, frame
+
     plain = plain_sentences(config)
     k = round(args.planted_fraction * args.candidates)
     records = []
@@ -165,11 +167,12 @@ def main() -> None:
 
     smol, gemma = load_model("smollm2-135m", dtype=args.dtype), load_model("gemma3-270m", dtype=args.dtype)
     readers = {m.name: Reader(m) for m in (smol, gemma)}
-    run = dict(calibration=cal, null=null)
 
     if "hook" in args.kinds:
-        from interlingua.organism import frame
-
+        # held out: statement frames of corpus sentences the candidates do not use
+        spare = plain[args.candidates + k:]
+        cal, null = held_out(config, args.null_with_context, [frame(s, i)[0] for i, s in enumerate(spare[:400])])
+        run = dict(calibration=cal, null=null)
         tr = translation(work, f"{args.concept}-smollm2-to-gemma3", args.concept, smol, gemma, readers)
         framed = [frame(s, i) for i, s in enumerate(plain[args.candidates:args.candidates + k])]
         texts = plain[:args.candidates - 2 * k] + [st for st, _ in framed] + [q for _, q in framed]
@@ -184,11 +187,13 @@ def main() -> None:
                     {"source": smol.name, "target": gemma.name, "strength": args.strength}))
 
     if {"organism", "diffing"} & set(args.kinds):
-        from interlingua.organism import build_organism, frame
-
         organism = load_model(str(build_organism("smollm2-135m", dtype=args.dtype)), dtype=args.dtype)
         readers[organism.name] = Reader(organism)
         ds = load_concept(args.concept)
+        # held out: statement frames of the concept's train texts (the candidates use its test texts)
+        train = list(dict.fromkeys(ds.split("train").texts))
+        cal, null = held_out(config, args.null_with_context, [frame(t, i)[0] for i, t in enumerate(train)])
+        run = dict(calibration=cal, null=null)
         test = list(dict.fromkeys(ds.split("test").texts))
         framed = [frame(t, i) for i, t in enumerate(test)]
         statements = [s for s, _ in framed]
