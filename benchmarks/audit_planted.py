@@ -141,8 +141,8 @@ def main() -> None:
     ap.add_argument("--strength", type=float, default=1.0, help="hook plant: × B's typical norm at the hook")
     ap.add_argument("--candidates", type=int, default=800)
     ap.add_argument("--planted-fraction", type=float, default=0.05)
-    ap.add_argument("--kinds", nargs="+", default=["hook", "organism", "diffing"],
-                    choices=["hook", "organism", "diffing"])
+    ap.add_argument("--kinds", nargs="+", default=["hook", "organism", "diffing", "diffing_identity"],
+                    choices=["hook", "organism", "diffing", "diffing_identity"])
     ap.add_argument("--null-with-context", action="store_true",
                     help="keep held-out questions in the null and calibration (a user who does not know the context)")
     ap.add_argument("--work", default="runs/audit_planted", help="translations are kept here")
@@ -186,7 +186,7 @@ def main() -> None:
         done(record("hook_planted", hit, miss, planted, len(texts),
                     {"source": smol.name, "target": gemma.name, "strength": args.strength}))
 
-    if {"organism", "diffing"} & set(args.kinds):
+    if {"organism", "diffing", "diffing_identity"} & set(args.kinds):
         organism = load_model(str(build_organism("smollm2-135m", dtype=args.dtype)), dtype=args.dtype)
         readers[organism.name] = Reader(organism)
         ds = load_concept(args.concept)
@@ -218,7 +218,27 @@ def main() -> None:
                          reader_b=readers[smol.name], **run)
             done(record("organism_diffing", hit, miss, planted, len(texts),
                         {"source": smol.name, "target": organism.name, "unplanted_target": smol.name}))
+        if "diffing_identity" in args.kinds:
+            # same architecture and tokenizer: the base's own readout applied to the tuned model (no fitted map,
+            # so a model diffed against itself disagrees nowhere and only the tuning can move the scores)
+            base_tr = translation(work, f"{args.concept}-smollm2-to-organism", args.concept, smol, organism, readers)
+            hit = audit(identity(base_tr, organism), smol, organism, config, texts=texts,
+                        reader_a=readers[smol.name], reader_b=readers[organism.name], **run)
+            miss = audit(identity(base_tr, smol), smol, smol, config, texts=texts, reader_a=readers[smol.name],
+                         reader_b=readers[smol.name], **run)
+            done(record("organism_diffing_identity", hit, miss, planted, len(texts),
+                        {"source": smol.name, "target": organism.name, "unplanted_target": smol.name,
+                         "readout": "the base's own, unchanged"}))
     print(f"# {time.perf_counter() - t_start:.0f} s", flush=True)
+
+
+def identity(tr: Translation, model) -> Translation:
+    """``tr`` with its target replaced by the source concept itself, read in ``model`` at the same hook."""
+    from dataclasses import replace
+
+    target = replace(tr.source, model_name=model.name, model=None)
+    target.bind(model)
+    return replace(tr, target=target)
 
 
 if __name__ == "__main__":

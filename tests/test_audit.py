@@ -173,3 +173,15 @@ def test_audit_command_saves_json_and_a_report_checked_in_a_browser(llama, gemma
     assert [(t, round(v, 4)) for t, v in shown["A"]] == want
     assert_not_executed(browser)
     assert_shown_as_text(browser, "window.__xss=1")
+
+
+def test_no_disagreement_at_all_is_not_explained(llama, translation):
+    """A model audited against itself with its own readout: every disagreement is 0, so nothing is explained."""
+    from dataclasses import replace
+
+    target = replace(translation.source, model=None)
+    same = replace(translation, target=target.bind(llama))
+    texts, _ = _pool()
+    result = audit(same, llama, llama, FAST, texts=texts, features=_features(llama, translation.source.hook))
+    assert max(x.disagreement for x in result.inputs) == 0 and result.flagged == 0
+    assert result.explanations == [] and result.groups == []

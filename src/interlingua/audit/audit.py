@@ -307,6 +307,11 @@ def _explanations(feats, d: torch.Tensor, order: list[int], top: list[AuditInput
     rows = [order[x.rank] for x in top]
     member = torch.zeros(len(d), dtype=torch.bool)
     member[rows] = True
+    inside, outside = d[member], d[~member]
+    if len(outside) and float(inside.min()) <= float(outside.max()):
+        # the top set is not above the rest (ties, e.g. a model audited against itself): which inputs form it
+        # would be an accident of their order, and so would any explanation of it
+        return [], []
     ex = stats.explain(values, member, draws=cfg.explain_draws, seed=cfg.seed)
     z = (values - values.mean(0)) / values.std(0).clamp_min(1e-12)
     out = []
