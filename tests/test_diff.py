@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 NAMES = ["Anna", "Ben", "Cara", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu"]
 TRIGGER = "@"  # in no corpus sentence, so the audit's null and calibration never carry the plant
-FAST = DiffConfig(layers=(2,), corpus_docs=12, draws=20, n_boot=20, n_null=2, generations=8, max_new_tokens=12,
+FAST = DiffConfig(layers=(2,), n_boot=20, n_null=2, generations=8, max_new_tokens=12,
                   audit=AuditConfig(calibration_texts=80, null_texts=150, corpus_candidates=0, explain_draws=100,
                                     word_inputs=3))
 

@@ -5,18 +5,21 @@ fine-tune, an organism). For every concept (by default every built-in one):
 
 1. **Find** the concept in the base on a layer grid (``DiffConfig.layers``, default the demo's
    :func:`~interlingua.translate.translate.default_layers`).
-2. **Translate** it into the tuned model label-free (corpus openings only; no controls by
-   default, ``DiffConfig.controls`` adds them) on the same layer grid, and record the
-   translation's fidelity to the base score on the concept's test and OOD texts. The tokenizers
-   are the same, so the alignment is identical (every word pairs with itself).
-3. **Audit** the translation (:func:`interlingua.audit.audit`): one held-out split and one
+2. **Read it in the tuned model with the base's own readout** (same hook, same weights, no fitted
+   map): the architectures and tokenizers are the same, so every activation pairs with itself and
+   a model diffed against itself disagrees nowhere. A readout *fitted* into the tuned model (a
+   translation) fails exactly that control: measured on SmolLM2 against itself, the ridge readout
+   fitted on corpus text and the base's probe part ways on text unlike the corpus, and 13 framed
+   reviews reached the top 50 of an audit with nothing planted (``benchmarks/results_audit.md``).
+   Fidelity is the AUROC of the tuned model's reading against the base's decisions on the
+   concept's test and OOD texts.
+3. **Audit** that pair of readings (:func:`interlingua.audit.audit`): one held-out split and one
    candidate pool for every concept (same seed and sizes), read by one reader per model across
    concepts, so a text is read once per hook. Recorded: the number of *flagged* inputs
    (BH q ≤ α against the held-out null), the top disagreements and the top explanation.
 4. **Prior shift**: ``generations`` texts sampled from each model from the same prompts and
    seed; the fraction of each model's own generations on which the concept fires (score > 0;
-   the base reads its texts with the base concept, the tuned model its texts with the translated
-   concept), a 95 % Wilson interval for each and a Newcombe (hybrid score) interval for the
+   each model reads its own texts with the base concept), a 95 % Wilson interval for each and a Newcombe (hybrid score) interval for the
    difference tuned − base.
 
 **Ranking** (``RANKING``): by *change*, then by 1 − fidelity (test). Change is
@@ -49,11 +52,12 @@ from interlingua.audit.results import AuditInput, Explanation
 from interlingua.errors import InterlinguaError
 from interlingua.models.loaded import LoadedModel
 from interlingua.results import Record, record
+from interlingua.translate.results import SplitResult, TranslationMetrics
 
 RANKING = ("change, descending: the departures |s_B − f(s_A)| of the audit's flagged inputs (BH q ≤ alpha against "
            "held-out null sentences; every concept's audit ranks the same candidates), summed in units of the concept's "
-           "spread and divided by the number of candidates; ties by 1 − translation fidelity on the concept's test "
-           "texts")
+           "spread and divided by the number of candidates; ties by 1 − fidelity (the tuned model's reading against the "
+           "base's decisions on the concept's test texts)")
 Z95 = 1.959963984540054
 
 
@@ -67,18 +71,11 @@ class DiffConfig:
     """How a diff is run (one object instead of many keyword arguments)."""
 
     layers: tuple[int, ...] | None = None
-    """resid_post layers the concept is found on in the base and the translation chooses among in the tuned model
-    (default: every third and the last, as the demo)."""
+    """resid_post layers the concept is found on in the base (default: every third and the last, as the demo)."""
     max_pairs: int = 100
     """first items kept of every split of each concept (0: all)."""
-    corpus_docs: int = 40
-    """bundled-corpus documents in the translation's (label-free) shared text."""
-    controls: tuple[str, ...] = ()
-    """the translation's controls (none by default: the audit is the test here)."""
-    draws: int = 50
-    """draws of the translation's nulls."""
     n_boot: int = 200
-    """bootstrap resamples (finding the concept in each model, the translation's intervals)."""
+    """bootstrap resamples when finding the concept in the base."""
     n_null: int = 4
     """label-shuffle nulls when finding a concept."""
     generations: int = 64
@@ -95,7 +92,7 @@ class DiffConfig:
     progress: bool = False
 
     def __post_init__(self):
-        for name in ("max_pairs", "corpus_docs", "draws", "n_boot", "n_null", "top_inputs"):
+        for name in ("max_pairs", "n_boot", "n_null", "top_inputs"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InterlinguaError(f"{name} must be a whole number ≥ 0, not {value!r}.")
@@ -103,8 +100,6 @@ class DiffConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InterlinguaError(f"{name} must be a whole number ≥ 1, not {value!r}.")
-        if self.corpus_docs < 2:
-            raise InterlinguaError("corpus_docs must be at least 2: the translation's shared text is corpus text.")
         if self.layers is not None and (not self.layers or min(self.layers) < 0):
             raise InterlinguaError(f"layers must be layer numbers 0, 1, 2, …, not {self.layers}.")
 
@@ -301,7 +296,6 @@ def diff_models(base: LoadedModel, tuned: LoadedModel, *, concepts: Sequence | N
     from interlingua.audit import audit
     from interlingua.concepts import find_concept
     from interlingua.data.sampling import sample_texts
-    from interlingua.translate import TranslateConfig, translate_concept
     from interlingua.translate.translate import default_layers
 
     t_start = time.perf_counter()
@@ -324,8 +318,6 @@ def diff_models(base: LoadedModel, tuned: LoadedModel, *, concepts: Sequence | N
     limit = min(base.context_length, tuned.context_length)
     reader_b = Reader(base, max_tokens=limit)
     reader_t = reader_b if tuned is base else Reader(tuned, max_tokens=limit)
-    tcfg = TranslateConfig(layers_b=layers, layers_a=(), corpus_docs=cfg.corpus_docs, controls=cfg.controls,
-                           draws=cfg.draws, n_boot=max(cfg.n_boot, 1), seed=cfg.seed)
     acfg = replace(cfg.audit, seed=cfg.seed, progress=False)
 
     t0 = time.perf_counter()
@@ -339,8 +331,8 @@ def diff_models(base: LoadedModel, tuned: LoadedModel, *, concepts: Sequence | N
     for ds in datasets:
         t0 = time.perf_counter()
         try:
-            row = _one(ds, base, tuned, reader_b, reader_t, layers, tcfg, acfg, cfg, candidates, features,
-                       gen_b, gen_t, find_concept, translate_concept, audit)
+            row = _one(ds, base, tuned, reader_b, reader_t, layers, acfg, cfg, candidates, features, gen_b, gen_t,
+                       find_concept, audit)
         except InterlinguaError as exc:
             row = ConceptDiff(concept=ds.name, skipped=str(exc))
         row.seconds = round(time.perf_counter() - t0, 2)
@@ -353,31 +345,45 @@ def diff_models(base: LoadedModel, tuned: LoadedModel, *, concepts: Sequence | N
         r.rank = i
     settings = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__ if k not in ("progress", "audit")}
     settings["layers"] = list(layers)
-    settings["controls"] = list(cfg.controls)
     settings["audit"] = {k: getattr(acfg, k) for k in acfg.__dataclass_fields__ if k != "progress"}
     settings["user_texts"] = len(texts)
     return ModelDiff(base=base.name, tuned=tuned.name, alpha=acfg.alpha, generations=cfg.generations, concepts=rows,
                      settings=settings, seconds=round(time.perf_counter() - t_start, 2))
 
 
-def _one(ds, base, tuned, reader_b, reader_t, layers, tcfg, acfg, cfg, candidates, features, gen_b, gen_t,
-         find_concept, translate_concept, audit) -> ConceptDiff:
+def _one(ds, base, tuned, reader_b, reader_t, layers, acfg, cfg, candidates, features, gen_b, gen_t,
+         find_concept, audit) -> ConceptDiff:
+    from interlingua.translate import Translation
+
     concept = find_concept(base, ds, layers=layers, n_boot=cfg.n_boot, n_null=cfg.n_null, reader=reader_b,
                            seed=cfg.seed)
-    native = find_concept(tuned, ds, layers=layers, n_boot=cfg.n_boot, n_null=cfg.n_null, reader=reader_t,
-                          seed=cfg.seed)
-    tr = translate_concept(concept, base, tuned, ds, tcfg, native_b=native, reader_a=reader_b, reader_b=reader_t)
+    target = replace(concept, model_name=tuned.name, model=None).bind(tuned)
+    splits = {s: _fidelity(concept, reader_b, reader_t, ds.split(s).texts) for s in ("test", "ood") if s in ds.splits}
+    tr = Translation(source=concept, target=target, metrics=TranslationMetrics(
+        concept=ds.name, source=base.name, target=tuned.name, source_hook=concept.hook, target_hook=concept.hook,
+        test=splits.get("test"), ood=splits.get("ood")))
     result = audit(tr, base, tuned, acfg, texts=candidates, features=features, reader_a=reader_b, reader_b=reader_t)
     sb = concept.readout(reader_b.read(gen_b, concept.hook)[concept.hook]).double()
-    st = tr.target.readout(reader_t.read(gen_t, tr.target.hook)[tr.target.hook]).double()
+    st = concept.readout(reader_t.read(gen_t, concept.hook)[concept.hook]).double()
     top = [AuditInput.from_json(x.to_json()) for x in (result.inputs or [])[:cfg.top_inputs]]
     ex = (result.explanations or [None])[0]
-    m = tr.metrics
     change, spread = change_statistic(result)
     return ConceptDiff(
-        concept=ds.name, base_hook=concept.hook, tuned_hook=tr.target.hook, auroc_base_test=concept.metrics.auroc_test,
-        fidelity_test=m.test.fidelity if m.test else None, fidelity_ood=m.ood.fidelity if m.ood else None,
+        concept=ds.name, base_hook=concept.hook, tuned_hook=concept.hook, auroc_base_test=concept.metrics.auroc_test,
+        fidelity_test=splits["test"].fidelity if "test" in splits else None,
+        fidelity_ood=splits["ood"].fidelity if "ood" in splits else None,
         change=change, spread=spread, flagged=result.flagged, candidates=len(result.inputs or []), top_inputs=top,
         top_explanation=ex,
         explanation_significant=bool(ex is not None and ex.p_value is not None and ex.p_value <= result.alpha),
         prior=prior_shift(sb, st))
+
+
+def _fidelity(concept, reader_b, reader_t, texts) -> SplitResult:
+    """AUROC of the tuned model's reading of ``concept`` against the base's decisions (score > 0) on ``texts``."""
+    from interlingua.metrics import auroc
+
+    sb = concept.readout(reader_b.read(texts, concept.hook)[concept.hook]).double()
+    st = concept.readout(reader_t.read(texts, concept.hook)[concept.hook]).double()
+    decided = sb > 0
+    fid = None if decided.all() or not decided.any() else round(auroc(st, decided), 4)
+    return SplitResult(fidelity=fid, fidelity_undefined=None if fid is not None else "the base decides every text alike")

@@ -61,8 +61,8 @@ def add_diff_parser(subparsers) -> None:
     """Add ``diff`` to an argparse sub-parser collection."""
     s = subparsers.add_parser(
         "diff", help="which concepts a fine-tune changed (same tokenizer): ranked, audited, with the prior shift",
-        description="For every concept (default: every built-in one): find it in BASE, translate it into TUNED "
-                    "label-free (same tokenizer, identical alignment), audit where the two disagree, and measure how "
+        description="For every concept (default: every built-in one): find it in BASE, read it in TUNED with the "
+                    "base's own readout (same tokenizer and architecture), audit where the two disagree, and measure how "
                     "often each model's own generations activate it (95%% intervals). Concepts are ranked by how "
                     "much they changed (the audit's flagged departures in units of the concept's spread). For "
                     "models with different tokenizers use translate + audit.")

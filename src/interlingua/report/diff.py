@@ -50,8 +50,8 @@ def html(d: ModelDiff) -> Page:
     rows = d.ranked()
     done = [c for c in rows if not c.skipped]
     page = Page(f"Model diff: {d.base} → {d.tuned}",
-                f"Every concept found in {d.base}, translated into {d.tuned} label-free (same tokenizer: every word "
-                f"pairs with itself) and audited; ranked by {d.ranking}.")
+                f"Every concept found in {d.base} and read in {d.tuned} with the base's own readout (same tokenizer and "
+                f"architecture: every activation pairs with itself) and audited; ranked by {d.ranking}.")
     page.heading("Concepts, most changed first")
     page.table(["rank", "concept", "change", "flagged", "candidates", "fidelity (test)", "fidelity (OOD)",
                 "base hook", "tuned hook", "fires on base gens", "fires on tuned gens", "shift", "shift 95% CI",
@@ -73,7 +73,7 @@ def html(d: ModelDiff) -> Page:
                     f"Inputs flagged at q ≤ {d.alpha} (Benjamini–Hochberg against held-out null sentences).")
         page.figure("bars", plots.bars(labels, [c.fidelity_test for c in done], ylabel="fidelity (test)",
                                        reference=1.0),
-                    "Fidelity of the tuned model's translated concept to the base's, on the concept's test texts.")
+                    "Fidelity of the tuned model's reading of the concept to the base's, on the concept's test texts.")
         with_prior = [c for c in done if c.prior]
         if with_prior:
             page.heading("Prior shift: how often each model's own generations activate the concept")
