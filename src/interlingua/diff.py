@@ -46,7 +46,6 @@ from typing import ClassVar
 
 import torch
 
-from interlingua import _io
 from interlingua.audit.audit import AuditConfig
 from interlingua.audit.results import AuditInput, Explanation
 from interlingua.errors import InterlinguaError
@@ -168,14 +167,11 @@ class ModelDiff(Record):
 
     def save(self, directory) -> Path:
         """Write ``diff.json`` into ``directory`` (atomically); its path."""
-        path = Path(directory) / self.FILE
-        _io.write_json(path, self.to_json())
-        return path
+        return self.write(Path(directory) / self.FILE)
 
     @classmethod
     def load(cls, directory) -> ModelDiff:
-        path = Path(directory) / cls.FILE
-        return cls.from_json(_io.load_json(path, "Run the diff again (interlingua diff --out DIR)."))
+        return cls.read(Path(directory) / cls.FILE, "Run the diff again (interlingua diff --out DIR).")
 
     def ranked(self) -> list[ConceptDiff]:
         return list(self.concepts or [])

@@ -16,7 +16,10 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
+
+from interlingua import _io
 
 R = TypeVar("R", bound="Record")
 
@@ -38,6 +41,17 @@ class Record:
             out[f.name] = _dump(value)
         out.update(self.extra)
         return out
+
+    def write(self, path: str | Path) -> Path:
+        """Write :meth:`to_json` to ``path`` atomically; the path."""
+        path = Path(path)
+        _io.write_json(path, self.to_json())
+        return path
+
+    @classmethod
+    def read(cls: type[R], path: str | Path, remedy: str) -> R:
+        """The record saved at ``path`` by :meth:`write`; a missing or broken file fails saying ``remedy``."""
+        return cls.from_json(_io.load_json(path, remedy))
 
     @classmethod
     def from_json(cls: type[R], data: dict) -> R:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from interlingua import _io
 from interlingua.results import Record, record
 from interlingua.translate.results import NullTest
 
@@ -101,14 +100,11 @@ class Audit(Record):
 
     def save(self, directory) -> Path:
         """Write ``audit.json`` into ``directory`` (atomically); its path."""
-        path = Path(directory) / self.FILE
-        _io.write_json(path, self.to_json())
-        return path
+        return self.write(Path(directory) / self.FILE)
 
     @classmethod
     def load(cls, directory) -> Audit:
-        path = Path(directory) / cls.FILE
-        return cls.from_json(_io.load_json(path, "Run the audit again (interlingua audit --out DIR)."))
+        return cls.read(Path(directory) / cls.FILE, "Run the audit again (interlingua audit --out DIR).")
 
     def top_inputs(self, k: int = 50) -> list[AuditInput]:
         return (self.inputs or [])[:k]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from interlingua import _io
 from interlingua.report import plots, saved_as
 from interlingua.report.html import Page, esc, fmt
 from interlingua.sae.evaluate import LatentSnippets, SAEEval, SAEEvalSide
@@ -38,13 +37,11 @@ ROWS = [("reconstruction", "fvu", "FVU (lower is better)"), ("reconstruction", "
 
 
 def save_eval(result: SAEEval, directory: str | Path) -> Path:
-    path = Path(directory) / EVAL_FILE
-    _io.write_json(path, result.to_json())
-    return path
+    return result.write(Path(directory) / EVAL_FILE)
 
 
 def load_eval(directory: str | Path) -> SAEEval:
-    return SAEEval.from_json(_io.load_json(Path(directory) / EVAL_FILE, "run `interlingua sae eval --out DIR` again."))
+    return SAEEval.read(Path(directory) / EVAL_FILE, "run `interlingua sae eval --out DIR` again.")
 
 
 def match_path(out: str | Path) -> Path:
@@ -54,14 +51,11 @@ def match_path(out: str | Path) -> Path:
 
 
 def save_match(result: SAEMatch, out: str | Path) -> Path:
-    path = match_path(out)
-    _io.write_json(path, result.to_json())
-    return path
+    return result.write(match_path(out))
 
 
 def load_match(directory: str | Path) -> SAEMatch:
-    return SAEMatch.from_json(_io.load_json(Path(directory) / MATCH_FILE,
-                                            "run `interlingua sae match --out DIR` again."))
+    return SAEMatch.read(Path(directory) / MATCH_FILE, "run `interlingua sae match --out DIR` again.")
 
 
 @saved_as(EVAL_FILE)

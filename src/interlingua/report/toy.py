@@ -97,14 +97,11 @@ def save(run: ToyReproduction, figures, directory: str | Path) -> Path:
         svg = Path(f.file).with_suffix(".svg").name
         _io.write_text(directory / svg, plots.to_svg(f.fig))
         run.figures.append(SuiteFigure(file=f.file, svg=svg, kind=f.kind, caption=f.caption))
-    path = directory / RESULTS_FILE
-    _io.write_json(path, run.to_json())
-    return path
+    return run.write(directory / RESULTS_FILE)
 
 
 def load(directory: str | Path) -> ToyReproduction:
-    return ToyReproduction.from_json(_io.load_json(Path(directory) / RESULTS_FILE,
-                                                   "run `interlingua toy reproduce --figures DIR` again."))
+    return ToyReproduction.read(Path(directory) / RESULTS_FILE, "run `interlingua toy reproduce --figures DIR` again.")
 
 
 @saved_as(RESULTS_FILE)

@@ -184,11 +184,7 @@ class SweepResult(Record):
         return super().from_json({k: v for k, v in data.items() if k != "summary"})  # derived from the rows
 
     def save(self, directory: str | Path) -> Path:
-        from interlingua import _io
-
-        path = Path(directory) / SWEEP_FILE
-        _io.write_json(path, self.to_json())
-        return path
+        return self.write(Path(directory) / SWEEP_FILE)
 
     @classmethod
     def load(cls, directory: str | Path) -> SweepResult:
@@ -289,11 +285,7 @@ class CausalResult(Record):
     summary: CausalSummary = dataclasses.field(default_factory=CausalSummary)
 
     def save(self, directory: str | Path) -> Path:
-        from interlingua import _io
-
-        path = Path(directory) / CAUSAL_FILE
-        _io.write_json(path, self.to_json())
-        return path
+        return self.write(Path(directory) / CAUSAL_FILE)
 
     @classmethod
     def load(cls, directory: str | Path) -> CausalResult:
